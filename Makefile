@@ -1,0 +1,33 @@
+# Every target that needs Python creates .venv on first use, so both `make run` and
+# `make test` work on a fresh machine with nothing but python3 (>= 3.11) installed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck simulator clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)  ## run the gateway on its embedded defaults (SQLite, sandbox, embedded simulator)
+	$(BIN)/pesagate serve
+
+test: $(STAMP)  ## run the whole test suite (SQLite and PostgreSQL)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+simulator: $(STAMP)  ## run the Daraja simulator on its own
+	$(BIN)/pesagate simulator
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

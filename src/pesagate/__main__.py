@@ -1,0 +1,3 @@
+from pesagate.cli import app
+
+app()

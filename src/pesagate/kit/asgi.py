@@ -1,0 +1,47 @@
+"""ASGI helpers: an app class that can drop a connection without answering.
+
+The simulator must be able to lose a push response the way a flaky network does: the request
+was processed, but the client never gets an answer. ASGI has no message for that, so the
+outermost app remembers the server's transport (uvicorn exposes it on its `send` callable) and
+`DroppedConnection` aborts it.
+"""
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+TRANSPORT_KEY = "pesagate.transport"
+
+
+class TransportAwareFastAPI(FastAPI):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and TRANSPORT_KEY not in scope:
+            scope[TRANSPORT_KEY] = getattr(getattr(send, "__self__", None), "transport", None)
+        await super().__call__(scope, receive, send)
+
+
+class ConnectionDropped(Exception):
+    """Raised to cut a response short where the transport is not reachable."""
+
+
+class DroppedConnection(Response):
+    """A response that never arrives: the connection is aborted without a byte written."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        transport: Any = scope.get(TRANSPORT_KEY)
+        if transport is not None:
+            transport.abort()
+            # Let the server notice the disconnect, so it neither logs nor answers for us.
+            await asyncio.sleep(0.05)
+            return
+        # Another server: start a response and break it off; clients see a broken connection.
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]}
+        )
+        raise ConnectionDropped("response dropped on purpose by the simulator")

@@ -1,0 +1,35 @@
+"""The simulator as an ASGI app: standalone (`pesagate simulator`) or mounted at `/sim`."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from pesagate import __version__
+from pesagate.kit.asgi import TransportAwareFastAPI
+from pesagate.simulator import control, daraja, phone
+from pesagate.simulator.engine import Simulator
+from pesagate.simulator.settings import SimulatorSettings
+
+
+def create_simulator_app(settings: SimulatorSettings | None = None) -> TransportAwareFastAPI:
+    """Build the simulator. When mounted inside another app, that app's lifespan must call
+    `app.state.simulator.aclose()` on shutdown (Starlette does not run a mount's lifespan)."""
+    simulator = Simulator(settings or SimulatorSettings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await simulator.aclose()
+
+    app = TransportAwareFastAPI(
+        title="pesagate Daraja simulator",
+        version=__version__,
+        description="Safaricom Daraja (M-Pesa Express) simulator with a control API.",
+        lifespan=lifespan,
+    )
+    app.state.simulator = simulator
+    app.include_router(daraja.router)
+    app.include_router(control.router)
+    app.include_router(phone.router)
+    return app

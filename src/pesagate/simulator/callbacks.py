@@ -1,0 +1,90 @@
+"""Result callbacks: the exact bodies of DARAJA.md, POSTed through one pooled client."""
+
+import httpx
+import structlog
+
+from pesagate.kit.jsonutil import dumps
+from pesagate.kit.phones import mask_msisdn
+from pesagate.mpesa.protocol import ResultCode
+from pesagate.simulator.state import SimTransaction
+
+log = structlog.get_logger("pesagate.simulator")
+
+CALLBACK_HEADERS = {"Content-Type": "application/json;charset=UTF-8"}
+# A placeholder swapped for the literal amount, because Daraja writes `1500.00` (two decimals)
+# and no JSON library emits a float that way.
+_AMOUNT_MARK = "__PESAGATE_SIM_AMOUNT__"
+
+
+def callback_text(tx: SimTransaction) -> str:
+    """The callback body: CallbackMetadata only on success, Balance without a Value."""
+    stk_callback: dict[str, object] = {
+        "MerchantRequestID": tx.merchant_request_id,
+        "CheckoutRequestID": tx.checkout_request_id,
+        "ResultCode": tx.result_code,
+        "ResultDesc": tx.result_desc,
+    }
+    if tx.result_code == ResultCode.SUCCESS:
+        assert tx.transaction_date is not None
+        stk_callback["CallbackMetadata"] = {
+            "Item": [
+                {"Name": "Amount", "Value": _AMOUNT_MARK},
+                {"Name": "MpesaReceiptNumber", "Value": tx.receipt},
+                {"Name": "Balance"},
+                {"Name": "TransactionDate", "Value": int(f"{tx.transaction_date:%Y%m%d%H%M%S}")},
+                {"Name": "PhoneNumber", "Value": int(tx.phone_number)},
+            ]
+        }
+    text = dumps({"Body": {"stkCallback": stk_callback}})
+    return text.replace(f'"{_AMOUNT_MARK}"', f"{tx.amount}.00")
+
+
+class CallbackSender:
+    """Sends callbacks concurrently over one keep-alive pool. A callback that cannot be
+    delivered is logged and dropped: Daraja does not reliably retry either."""
+
+    def __init__(self, timeout_s: float, max_connections: int) -> None:
+        self._timeout_s = timeout_s
+        self._max_connections = max_connections
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        # Created on first use: a mounted sub-application gets no lifespan of its own.
+        if self._client is None:
+            limits = httpx.Limits(
+                max_connections=self._max_connections,
+                max_keepalive_connections=self._max_connections,
+            )
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout_s, limits=limits, trust_env=False
+            )
+        return self._client
+
+    async def send(self, tx: SimTransaction) -> None:
+        assert tx.callback_text is not None
+        tx.callbacks_sent += 1
+        tx.last_callback_text = tx.callback_text
+        try:
+            response = await self._http().post(
+                tx.callback_url, content=tx.callback_text, headers=CALLBACK_HEADERS
+            )
+        except httpx.HTTPError as exc:
+            log.warning(
+                "callback not delivered",
+                checkout_request_id=tx.checkout_request_id,
+                phone=mask_msisdn(tx.phone_number),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return
+        tx.callbacks_answered += 1
+        if not response.is_success:
+            log.warning(
+                "callback answered with an error",
+                checkout_request_id=tx.checkout_request_id,
+                status_code=response.status_code,
+            )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
