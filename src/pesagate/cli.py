@@ -61,7 +61,8 @@ def simulator(
     """Run the Daraja simulator on its own."""
     from pesagate.simulator import SimulatorSettings, create_simulator_app
 
-    configure_logging(Settings().log_format)
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     overrides: dict[str, Any] = {"seed": seed, "prompt_ttl_s": prompt_ttl_s}
     sim_settings = SimulatorSettings(**{k: v for k, v in overrides.items() if v is not None})
     if delay_s is not None:

@@ -90,6 +90,12 @@ async def script_customer(request: Request, msisdn: str, script: CustomerScript)
     return simulator_of(request).script_customer(msisdn, script).as_dict()
 
 
+@router.get("/settings", summary="The simulator's settings (credentials left out)")
+async def get_settings(request: Request) -> dict[str, Any]:
+    settings = simulator_of(request).settings
+    return settings.model_dump(exclude={"consumer_secret", "passkey"})
+
+
 @router.post("/tokens/revoke", summary="Invalidate every access token (clients must refresh)")
 async def revoke_tokens(request: Request) -> dict[str, int]:
     return {"revoked": simulator_of(request).revoke_tokens()}

@@ -38,7 +38,7 @@ class SimulatorSettings(BaseSettings):
     query_pending_shape: Literal["http500", "4999"] = "http500"
     bad_credentials_shape: Literal["empty", "envelope"] = "empty"
     callback_timeout_s: float = Field(10.0, gt=0)
-    callback_max_connections: int = Field(200, gt=0)
+    callback_max_connections: int = Field(64, gt=0)
 
     @model_validator(mode="after")
     def _delay_range_ordered(self) -> "SimulatorSettings":

@@ -1,0 +1,83 @@
+"""The gateway process: health, readiness on both databases, and the simulator at /sim."""
+
+import asyncio
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from pesagate.app import create_app
+from pesagate.config import Settings
+from pesagate.db import create_engine, is_sqlite
+from tests.fixtures.daraja import DarajaTestClient
+from tests.fixtures.servers import UvicornThread
+
+
+@pytest.fixture
+def gateway(db_url):
+    settings = Settings(database_url=db_url)
+    with UvicornThread(create_app(settings)) as server:
+        yield server
+
+
+def test_health_and_readiness(gateway):
+    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{gateway.url}/readyz").json() == {"status": "ok"}
+
+
+def test_readiness_fails_cleanly_without_a_database(tmp_path):
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db")
+    with UvicornThread(create_app(settings)) as server:
+        response = httpx.get(f"{server.url}/readyz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+
+
+def test_the_embedded_simulator_serves_daraja_at_sim(gateway, callback_receiver):
+    client = DarajaTestClient(f"{gateway.url}/sim")
+    try:
+        response = client.push(phone="254712345678", CallBackURL=callback_receiver.url + "/cb")
+        assert response.status_code == 200
+        callback_receiver.wait_for("/cb")
+        with pytest.raises(httpx.RemoteProtocolError):  # dropping works behind the mount too
+            client.push(phone="254700009005", CallBackURL=callback_receiver.url + "/lost")
+        callback_receiver.wait_for("/lost")
+        page = client.http.get("/phone/254700009008").text
+        assert 'const base = "/sim/phone/254700009008"' in page  # links follow the mount
+    finally:
+        client.close()
+
+
+def test_simulator_off_means_no_sim_mount(tmp_path):
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", simulator="off")
+    with UvicornThread(create_app(settings)) as server:
+        assert httpx.get(f"{server.url}/sim/").status_code == 404
+
+
+def test_live_mode_never_mounts_the_simulator(tmp_path):
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", env="live")
+    assert not settings.simulator_enabled
+    assert settings.effective_mpesa_base_url == "https://api.safaricom.co.ke"
+    assert Settings().effective_mpesa_base_url == "http://127.0.0.1:8000/sim"
+
+
+def test_engine_settings_per_backend(db_url):
+    async def inspect():
+        engine = create_engine(db_url)
+        try:
+            async with engine.connect() as connection:
+                if is_sqlite(db_url):
+                    journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
+                    foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar()
+                    busy = (await connection.execute(text("PRAGMA busy_timeout"))).scalar()
+                    return journal, foreign_keys, busy
+                version = (await connection.execute(text("SHOW server_version"))).scalar()
+                return (version,)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(inspect())
+    if is_sqlite(db_url):
+        assert result == ("wal", 1, 5000)
+    else:
+        assert int(result[0].split(".")[0]) >= 13
