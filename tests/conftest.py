@@ -11,7 +11,7 @@ __all__ = ["callback_receiver", "db_url", "postgres_server"]
 
 def pytest_configure(config: pytest.Config) -> None:
     # Route structlog through stdlib logging, so pytest captures it per test.
-    configure_logging("console", "INFO")
+    configure_logging("console", "INFO", to_stderr=False)
 
 
 @pytest.fixture

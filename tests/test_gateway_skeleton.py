@@ -54,8 +54,21 @@ def test_simulator_off_means_no_sim_mount(tmp_path):
         assert httpx.get(f"{server.url}/sim/").status_code == 404
 
 
+def test_live_mode_refuses_placeholder_settings():
+    with pytest.raises(ValueError, match="PESAGATE_MPESA_CONSUMER_SECRET"):
+        Settings(env="live")
+
+
 def test_live_mode_never_mounts_the_simulator(tmp_path):
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", env="live")
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db",
+        env="live",
+        public_url="https://pay.example.com",
+        mpesa_consumer_key="live-key-123",
+        mpesa_consumer_secret="live-secret-456",
+        mpesa_shortcode="600123",
+        mpesa_passkey="a-real-looking-passkey",
+    )
     assert not settings.simulator_enabled
     assert settings.effective_mpesa_base_url == "https://api.safaricom.co.ke"
     assert Settings().effective_mpesa_base_url == "http://127.0.0.1:8000/sim"

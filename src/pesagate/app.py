@@ -1,58 +1,93 @@
-"""The gateway application: health endpoints and, in sandbox, the embedded simulator at `/sim`.
+"""The gateway application: merchant API, Daraja callbacks, health and metrics, the in-process
+worker, and (in sandbox) the embedded simulator at `/sim`."""
 
-The merchant API (payments, wallets, webhooks) is built on this skeleton by the gateway issues.
-"""
-
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.responses import Response
 
-from pesagate import __version__
+from pesagate import __version__, metrics
 from pesagate.config import Settings
-from pesagate.db import create_engine, ping
+from pesagate.db import ping
+from pesagate.http import BodyLimitMiddleware, RequestContextMiddleware, install_error_handlers
 from pesagate.kit.asgi import TransportAwareFastAPI
 from pesagate.kit.jsonutil import JSONBytesResponse
+from pesagate.payments import callback_endpoint
+from pesagate.payments import endpoints as payment_endpoints
+from pesagate.services import Services
 from pesagate.simulator import SimulatorSettings, create_simulator_app
 
 SIMULATOR_MOUNT = "/sim"
 
 
-def create_app(settings: Settings | None = None) -> TransportAwareFastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_worker: bool = True,
+    simulator_settings: SimulatorSettings | None = None,
+) -> TransportAwareFastAPI:
     settings = settings or Settings()
-    engine = create_engine(settings.database_url)
+    services = Services.build(settings)
     simulator_app = (
-        create_simulator_app(SimulatorSettings()) if settings.simulator_enabled else None
+        create_simulator_app(simulator_settings or SimulatorSettings())
+        if settings.simulator_enabled
+        else None
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        if simulator_app is not None:
-            await simulator_app.state.simulator.aclose()
-        await engine.dispose()
+        stop = asyncio.Event()
+        worker = asyncio.create_task(services.worker().run(stop)) if run_worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            if simulator_app is not None:
+                await simulator_app.state.simulator.aclose()
+            await services.aclose()
 
     app = TransportAwareFastAPI(
         title="pesagate",
         version=__version__,
         description="Self-hosted M-Pesa STK push gateway, wire-compatible with KulmiPay v1.",
         lifespan=lifespan,
+        redirect_slashes=False,
     )
     app.state.settings = settings
-    app.state.engine = engine
+    app.state.services = services
+    app.state.db = services.db
+    app.state.key_cache = services.key_cache
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(payment_endpoints.router, tags=["Payments"])
+    app.include_router(callback_endpoint.router)
+    _add_operational_routes(app, services)
+    if simulator_app is not None:
+        app.mount(SIMULATOR_MOUNT, simulator_app)
+    return app
 
-    @app.get("/healthz", tags=["Health"], summary="Liveness")
+
+def _add_operational_routes(app: FastAPI, services: Services) -> None:
+    @app.get("/healthz", tags=["Operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["Health"], summary="Readiness: the database answers")
-    async def readyz() -> JSONBytesResponse:
+    @app.get("/readyz", tags=["Operations"], summary="Readiness: the database answers")
+    async def readyz() -> Response:
         try:
-            await ping(engine)
+            await ping(services.db.engine)
         except Exception as exc:  # any failure means "not ready", never a crash
             return JSONBytesResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
         return JSONBytesResponse({"status": "ok"})
 
-    if simulator_app is not None:
-        app.mount(SIMULATOR_MOUNT, simulator_app)
-    return app
+    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)

@@ -1,13 +1,22 @@
-"""Database engines: SQLite embedded (one file, WAL) or PostgreSQL (many nodes).
+"""Databases: SQLite embedded (one file, WAL, one node) or PostgreSQL (many nodes).
 
-The one place that knows the differences between the two backends.
+The one place that knows the differences between the two backends, and the one place that
+commits: services receive a session, `flush()` when they need ids, and never commit.
 """
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
@@ -29,7 +38,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the single writer; foreign keys are off by default in SQLite;
-    # the busy timeout makes concurrent writers wait instead of failing at once.
+    # the busy timeout makes writers of other processes (the CLI) wait instead of failing.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -42,3 +51,52 @@ async def ping(engine: AsyncEngine) -> None:
     """Raise unless the database answers a trivial query."""
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+class Database:
+    """An engine plus the rules for using it.
+
+    `transaction()` is a unit of work that commits on success and rolls back on error.
+    SQLite allows one writer at a time and fails a transaction that upgrades from reading to
+    writing while another writer committed; so on SQLite, write transactions of this process
+    take turns behind one lock (row locks, `FOR UPDATE`, are PostgreSQL's way to the same end).
+    """
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.is_sqlite = is_sqlite(url)
+        self.engine = create_engine(url, **engine_kwargs)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite_write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        if self._sqlite_write_lock is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        async with self._sqlite_write_lock, self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work: no lock, nothing committed."""
+        async with self.sessions() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING, on either backend: concurrent first inserts of one
+    natural key both succeed, and one row results."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        await session.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        await session.execute(sqlite_insert(model).values(**values).on_conflict_do_nothing())

@@ -11,7 +11,11 @@ import structlog
 LogFormat = Literal["console", "json"]
 
 
-def configure_logging(log_format: LogFormat = "console", level: str = "INFO") -> None:
+def configure_logging(
+    log_format: LogFormat = "console", level: str = "INFO", *, to_stderr: bool = True
+) -> None:
+    """Route structlog and stdlib logging through one renderer. `to_stderr=False` leaves the
+    output to whatever handlers exist (pytest's capture, in the tests)."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -41,14 +45,18 @@ def configure_logging(log_format: LogFormat = "console", level: str = "INFO") ->
             renderer,
         ],
     )
-    handler = logging.StreamHandler()
-    handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
     root.setLevel(level)
+    if to_stderr:
+        handler = logging.StreamHandler()
+        handler.setFormatter(formatter)
+        root.handlers[:] = [handler]
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # One line per outgoing request is noise; our own clients log what matters.
+    for name in ("httpx", "httpcore", "aiosqlite", "asyncio"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 def _identity(

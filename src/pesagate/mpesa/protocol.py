@@ -28,7 +28,7 @@ class ErrorCode(StrEnum):
     INVALID_PAYLOAD = "400.002.05"
     INVALID_AUTH_TYPE = "400.008.01"
     INVALID_GRANT_TYPE = "400.008.02"
-    INVALID_TOKEN = "404.001.03"  # noqa: S105 - an error code, not a secret
+    INVALID_TOKEN = "404.001.03"
     MERCHANT_OR_SUBSCRIBER = "500.001.1001"
     SPIKE_ARREST = "500.003.02"
     QUOTA = "500.003.03"
@@ -87,7 +87,7 @@ SUBSCRIBER_LOCKED_MESSAGE = (
 SPIKE_ARREST_MESSAGE = "Error Occurred: Spike Arrest Violation"
 MERCHANT_UNKNOWN_MESSAGE = "Merchant does not exist"
 WRONG_CREDENTIALS_MESSAGE = "[MerchantValidate] - Wrong credentials"
-INVALID_TOKEN_MESSAGE = "Invalid Access Token"  # noqa: S105 - an error message
+INVALID_TOKEN_MESSAGE = "Invalid Access Token"
 
 
 def result_description(code: int) -> str:

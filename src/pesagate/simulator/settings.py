@@ -15,7 +15,7 @@ class SimulatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PESAGATE_SIM_", extra="ignore")
 
     consumer_key: str = "sim-consumer-key"
-    consumer_secret: str = "sim-consumer-secret"  # noqa: S105 - public sandbox default
+    consumer_secret: str = "sim-consumer-secret"
     token_ttl_s: float = Field(3599, gt=0)
 
     # A paybill takes CustomerPayBillOnline with PartyB = the shortcode; a buy-goods store takes

@@ -1,0 +1,46 @@
+"""FastAPI dependencies shared by every router, as `Annotated` aliases."""
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Request
+
+from pesagate.config import Settings
+from pesagate.db import Database
+from pesagate.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object. An empty body is `{}`; anything else that is not a JSON
+    object is a 400 (or 415 for another content type), never a 500."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    content_type = request.headers.get("content-type", "")
+    if "json" not in content_type.split(";")[0].lower():
+        raise UnsupportedMediaType(content_type.split(";")[0] or "none")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"JSON parse error - {exc}") from None
+    if not isinstance(body, dict):
+        kind = type(body).__name__
+        raise ValidationFailed.field(
+            "non_field_errors", f"Invalid data. Expected a dictionary, but got {kind}."
+        )
+    return body
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+JsonBody = Annotated[dict[str, Any], Depends(get_json_body)]

@@ -1,0 +1,1 @@
+"""Businesses, API keys, payment settings, and request authentication."""

@@ -1,0 +1,1 @@
+"""STK push collections: invoices, customers, payment sessions, their life and their API."""

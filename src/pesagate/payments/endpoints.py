@@ -1,0 +1,194 @@
+"""The payments API (SPEC section 3). Thin: typed dependencies in, one service call, JSON out.
+
+Every route answers with and without its trailing slash, and the older path families of the
+reference docs are served too.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import func, select
+
+from pesagate.dependencies import DbDep, JsonBody, SettingsDep
+from pesagate.errors import ValidationFailed
+from pesagate.kit.jsonutil import JSONBytesResponse
+from pesagate.kit.money import format_minor
+from pesagate.kit.pagination import paginated, parse_page
+from pesagate.merchants.auth import AnyKeyAuth, SecretKeyAuth
+from pesagate.models import Invoice, InvoiceState
+from pesagate.mpesa.client import DarajaClient
+from pesagate.payments import schemas, service
+from pesagate.payments.fees import effective_tariff, quote
+from pesagate.payments.views import invoice_json, session_json, status_json
+
+router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
+
+
+def get_daraja(request: Request) -> DarajaClient:
+    daraja: DarajaClient = request.app.state.services.daraja
+    return daraja
+
+
+DarajaDep = Annotated[DarajaClient, Depends(get_daraja)]
+
+
+def routes(method: str, *paths: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+    """Register a handler on each path, with and without the trailing slash; only the first
+    path appears in the OpenAPI schema."""
+
+    def register(handler: Callable[..., Any]) -> Any:
+        for index, path in enumerate(paths):
+            for variant in (path, path.rstrip("/")):
+                router.add_api_route(
+                    variant,
+                    handler,
+                    methods=[method],
+                    include_in_schema=index == 0 and variant == path,
+                    **kwargs,
+                )
+        return handler
+
+    return register
+
+
+def _body_schema(model: type[Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@routes(
+    "POST",
+    "/payment/mpesa-stk-push/",
+    "/payment/collection/stk-push/",
+    summary="Send an M-Pesa STK push (secret key)",
+    openapi_extra=_body_schema(schemas.StkPushRequest),
+)
+async def stk_push(
+    principal: SecretKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep
+) -> dict[str, Any]:
+    invoice = await service.collect(db, daraja, settings, principal, body, schemas.StkPushRequest)
+    return session_json(invoice, settings.public_url)
+
+
+@routes(
+    "POST",
+    "/payment/collection/",
+    "/collect/",
+    summary="Collect a payment: M-PESA via STK push (secret or public key)",
+    openapi_extra=_body_schema(schemas.CollectRequest),
+)
+async def collect(
+    principal: AnyKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep
+) -> dict[str, Any]:
+    invoice = await service.collect(db, daraja, settings, principal, body, schemas.CollectRequest)
+    return session_json(invoice, settings.public_url)
+
+
+@routes(
+    "POST",
+    "/payment/status/",
+    "/payment/collection/status/",
+    summary="An invoice's status (secret or public key)",
+    openapi_extra=_body_schema(schemas.StatusRequest),
+)
+async def payment_status(
+    principal: AnyKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep
+) -> dict[str, Any]:
+    request = schemas.validate_body(schemas.StatusRequest, body)
+    invoice = await service.find_invoice(db, principal.business_pk, request.invoice_id)
+    return status_json(invoice, settings.public_url)
+
+
+@routes(
+    "POST",
+    "/payment/get_amount_estimate/",
+    summary="What a payment will cost, per tariff (secret or public key)",
+    openapi_extra=_body_schema(schemas.EstimateRequest),
+)
+async def amount_estimate(principal: AnyKeyAuth, body: JsonBody, db: DbDep) -> dict[str, Any]:
+    context = await service.payment_context(db, principal.business_pk)
+    request = schemas.validate_body(schemas.EstimateRequest, body)
+    tariff = effective_tariff(request.tarrif, context.business)
+    priced = quote(request.amount, tariff, context.business)
+    return {
+        "amount": format_minor(priced.amount_minor),
+        "charges": format_minor(priced.charges_minor),
+        "value": format_minor(priced.value_minor),
+        "net_amount": format_minor(priced.net_minor),
+        "tarrif": tariff.value,
+    }
+
+
+@routes("GET", "/invoices/", summary="List invoices, newest first (secret key)")
+async def list_invoices(
+    request: Request,
+    principal: SecretKeyAuth,
+    db: DbDep,
+    settings: SettingsDep,
+    state: str | None = None,
+    api_ref: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    page: Annotated[str | None, Query()] = None,
+    page_size: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    pages = parse_page(page, page_size)
+    conditions = [Invoice.business_id == principal.business_pk]
+    conditions += _invoice_filters(state, api_ref, created_after, created_before)
+    async with db.read() as session:
+        count = await session.scalar(select(func.count()).select_from(Invoice).where(*conditions))
+        invoices = (
+            await session.scalars(
+                select(Invoice)
+                .where(*conditions)
+                .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+                .offset(pages.offset)
+                .limit(pages.size)
+            )
+        ).all()
+    results = [invoice_json(invoice, settings.public_url) for invoice in invoices]
+    return paginated(request.url, pages, count or 0, results)
+
+
+def _invoice_filters(
+    state: str | None, api_ref: str | None, created_after: str | None, created_before: str | None
+) -> list[Any]:
+    conditions: list[Any] = []
+    errors: dict[str, list[str]] = {}
+    if state:
+        if state not in InvoiceState.__members__:
+            errors["state"] = [f'"{state}" is not a valid choice.']
+        conditions.append(Invoice.state == state)
+    if api_ref:
+        conditions.append(Invoice.api_ref == api_ref)
+    for name, raw, compare in (
+        ("created_after", created_after, Invoice.created_at.__ge__),
+        ("created_before", created_before, Invoice.created_at.__le__),
+    ):
+        if raw:
+            moment = _parse_time(raw)
+            if moment is None:
+                errors[name] = ["Enter a valid date/time (RFC 3339, with a timezone)."]
+            else:
+                conditions.append(compare(moment))
+    if errors:
+        raise ValidationFailed(errors)
+    return conditions
+
+
+def _parse_time(raw: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+@routes("GET", "/invoices/{invoice_id}/", summary="One invoice (secret key)")
+async def invoice_detail(
+    invoice_id: str, principal: SecretKeyAuth, db: DbDep, settings: SettingsDep
+) -> dict[str, Any]:
+    invoice = await service.find_invoice(db, principal.business_pk, invoice_id)
+    return invoice_json(invoice, settings.public_url)

@@ -1,0 +1,76 @@
+"""The invoice state machine (SPEC section 5). Every transition happens on a locked row, in
+the transaction that also writes what the transition causes."""
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pesagate.kit.clock import utc_now
+from pesagate.models import Invoice, InvoiceState
+from pesagate.worker.jobs import cancel
+
+PENDING, PROCESSING, COMPLETE, FAILED = (
+    InvoiceState.PENDING,
+    InvoiceState.PROCESSING,
+    InvoiceState.COMPLETE,
+    InvoiceState.FAILED,
+)
+
+# COMPLETE is terminal: money that arrived never leaves. FAILED is not: a success reported
+# later (a late callback, a query) means the customer paid, and the money is not dropped.
+ALLOWED: dict[InvoiceState, frozenset[InvoiceState]] = {
+    PENDING: frozenset({PROCESSING, COMPLETE, FAILED}),
+    PROCESSING: frozenset({COMPLETE, FAILED}),
+    FAILED: frozenset({COMPLETE}),
+    COMPLETE: frozenset(),
+}
+
+NO_RESULT_CODE = "NO_RESULT"
+
+
+def reconcile_job_key(invoice_pk: int) -> str:
+    return f"reconcile:{invoice_pk}"
+
+
+async def lock_invoice(session: AsyncSession, **where: object) -> Invoice | None:
+    """The invoice row, locked until the transaction ends (`FOR UPDATE`; on SQLite the write
+    lock of `Database.transaction` serialises instead)."""
+    statement = select(Invoice).filter_by(**where).with_for_update(of=Invoice)
+    return await session.scalar(statement.execution_options(populate_existing=True))
+
+
+def can_move(invoice: Invoice, target: InvoiceState) -> bool:
+    return target in ALLOWED[InvoiceState(invoice.state)]
+
+
+def mark_processing(invoice: Invoice) -> bool:
+    if not can_move(invoice, PROCESSING):
+        return False
+    invoice.state = PROCESSING
+    return True
+
+
+async def complete(session: AsyncSession, invoice: Invoice, receipt: str | None) -> bool:
+    """Mark paid. False (and no change) if the invoice is already COMPLETE."""
+    if not can_move(invoice, COMPLETE):
+        if receipt and invoice.mpesa_reference is None:
+            invoice.mpesa_reference = receipt  # completed by a query; the callback tells us more
+        return False
+    invoice.state = COMPLETE
+    invoice.mpesa_reference = receipt or invoice.mpesa_reference
+    invoice.failed_code = None
+    invoice.failed_reason = None
+    invoice.clearing_status = "AVAILABLE"
+    invoice.completed_at = utc_now()
+    await cancel(session, reconcile_job_key(invoice.id))
+    return True
+
+
+async def fail(session: AsyncSession, invoice: Invoice, code: str, reason: str) -> bool:
+    """Mark not paid. False (and no change) unless the invoice is still PENDING or PROCESSING."""
+    if invoice.state not in (PENDING, PROCESSING):
+        return False
+    invoice.state = FAILED
+    invoice.failed_code = code[:32]
+    invoice.failed_reason = (reason or "The payment failed.")[:300]
+    await cancel(session, reconcile_job_key(invoice.id))
+    return True

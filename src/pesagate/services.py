@@ -1,0 +1,63 @@
+"""The long-lived objects a process shares: database, HTTP client, Daraja client, caches.
+
+Built once per process (by the app's lifespan or the worker command) and closed at shutdown.
+"""
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from pesagate.config import Settings
+from pesagate.db import Database
+from pesagate.merchants.auth import KeyCache
+from pesagate.mpesa.client import DarajaClient, DarajaConfig
+from pesagate.payments.service import RECONCILE_JOB
+from pesagate.payments.tasks import Reconciler
+from pesagate.worker.runner import Handler, Worker
+
+
+def daraja_config(settings: Settings) -> DarajaConfig:
+    return DarajaConfig(
+        base_url=settings.effective_mpesa_base_url,
+        consumer_key=settings.mpesa_consumer_key,
+        consumer_secret=settings.mpesa_consumer_secret,
+        shortcode=settings.mpesa_shortcode,
+        passkey=settings.mpesa_passkey,
+        transaction_type=settings.mpesa_transaction_type,
+        party_b=settings.mpesa_party_b,
+        timeout_s=settings.mpesa_timeout_s,
+    )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    daraja: DarajaClient
+    key_cache: KeyCache = field(default_factory=KeyCache)
+
+    @classmethod
+    def build(cls, settings: Settings) -> "Services":
+        db = Database(settings.database_url)
+        http = httpx.AsyncClient(
+            timeout=settings.mpesa_timeout_s,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            trust_env=False,
+        )
+        return cls(settings, db, http, DarajaClient(daraja_config(settings), http))
+
+    def job_handlers(self) -> dict[str, Handler]:
+        return {RECONCILE_JOB: Reconciler(self.db, self.daraja, self.settings)}
+
+    def worker(self) -> Worker:
+        return Worker(
+            self.db,
+            self.job_handlers(),
+            lease_s=self.settings.worker_lease_s,
+            poll_s=self.settings.worker_poll_s,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.db.dispose()
