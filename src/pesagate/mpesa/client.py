@@ -113,6 +113,16 @@ class _Token:
 
 
 @dataclass(frozen=True, slots=True)
+class _NoToken:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _NetworkError:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Answer:
     """An HTTP answer reduced to what classification needs."""
 
@@ -259,26 +269,16 @@ class DarajaClient:
         payload = orjson.dumps(body)
         logger = log.bind(phone=mask_msisdn(phone_number), amount=int(amount))
 
-        for attempt in (1, 2):
-            try:
-                token = await self.access_token()
-            except DarajaAuthError as exc:
-                logger.warning("daraja.push.not_sent", reason=exc.reason)
-                return PushNotSent(f"no access token: {exc.reason}")
-            try:
-                answer = await self._post(STK_PUSH_PATH, payload, token)
-            except httpx.HTTPError as exc:
-                reason = _describe_exception(exc)
-                logger.warning("daraja.push.unknown", reason=reason)
-                return PushUnknown(reason)
-            if attempt == 1 and _token_refused(answer):
-                logger.info("daraja.push.token_refused", http_status=answer.status)
-                self.invalidate_token(token)
-                continue
-            result = _classify_push(answer)
-            _log_push(logger, result)
-            return result
-        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
+        sent = await self._send(STK_PUSH_PATH, payload, logger, "push")
+        if isinstance(sent, _NoToken):
+            logger.warning("daraja.push.not_sent", reason=sent.reason)
+            return PushNotSent(sent.reason)
+        if isinstance(sent, _NetworkError):
+            logger.warning("daraja.push.unknown", reason=sent.reason)
+            return PushUnknown(sent.reason)
+        result = _classify_push(sent)
+        _log_push(logger, result)
+        return result
 
     # --- STK query --------------------------------------------------------------------------
 
@@ -295,31 +295,39 @@ class DarajaClient:
             }
         )
         logger = log.bind(checkout_request_id=checkout_request_id)
+        sent = await self._send(STK_QUERY_PATH, payload, logger, "query")
+        if isinstance(sent, (_NoToken, _NetworkError)):
+            logger.warning("daraja.query.error", reason=sent.reason)
+            return QueryError(sent.reason)
+        result = _classify_query(sent)
+        if isinstance(result, QueryError):
+            logger.warning("daraja.query.error", reason=result.reason)
+        else:
+            logger.debug("daraja.query.answer", outcome=type(result).__name__)
+        return result
+
+    # --- transport --------------------------------------------------------------------------
+
+    async def _send(
+        self, path: str, payload: bytes, logger: Any, call: str
+    ) -> "_Answer | _NoToken | _NetworkError":
+        """POST with a token; when Daraja refuses the token, refresh it and try once more.
+        That is the only retry: a refused token means the request never reached M-Pesa."""
         for attempt in (1, 2):
             try:
                 token = await self.access_token()
             except DarajaAuthError as exc:
-                logger.warning("daraja.query.error", reason=exc.reason)
-                return QueryError(f"no access token: {exc.reason}")
+                return _NoToken(f"no access token: {exc.reason}")
             try:
-                answer = await self._post(STK_QUERY_PATH, payload, token)
+                answer = await self._post(path, payload, token)
             except httpx.HTTPError as exc:
-                reason = _describe_exception(exc)
-                logger.warning("daraja.query.error", reason=reason)
-                return QueryError(reason)
+                return _NetworkError(_describe_exception(exc))
             if attempt == 1 and _token_refused(answer):
-                logger.info("daraja.query.token_refused", http_status=answer.status)
+                logger.info(f"daraja.{call}.token_refused", http_status=answer.status)
                 self.invalidate_token(token)
                 continue
-            result = _classify_query(answer)
-            if isinstance(result, QueryError):
-                logger.warning("daraja.query.error", reason=result.reason)
-            else:
-                logger.debug("daraja.query.answer", outcome=type(result).__name__)
-            return result
+            return answer
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
-
-    # --- transport --------------------------------------------------------------------------
 
     async def _post(self, path: str, payload: bytes, token: str) -> _Answer:
         response = await self._http.post(
