@@ -15,6 +15,7 @@ from pesagate.db import ping
 from pesagate.http import BodyLimitMiddleware, RequestContextMiddleware, install_error_handlers
 from pesagate.kit.asgi import TransportAwareFastAPI
 from pesagate.kit.jsonutil import JSONBytesResponse
+from pesagate.ledger import endpoints as ledger_endpoints
 from pesagate.payments import callback_endpoint
 from pesagate.payments import endpoints as payment_endpoints
 from pesagate.services import Services
@@ -67,6 +68,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(payment_endpoints.router, tags=["Payments"])
+    app.include_router(ledger_endpoints.router, tags=["Wallets"])
     app.include_router(callback_endpoint.router)
     _add_operational_routes(app, services)
     if simulator_app is not None:

@@ -12,6 +12,7 @@ from pesagate.commands import console, load_settings, prepare_schema, run
 from pesagate.config import LogSettings, Settings
 from pesagate.db import Database
 from pesagate.kit.logs import configure_logging
+from pesagate.ledger.commands import ledger_app, wallet_app
 from pesagate.merchants.commands import keys_app, merchant_app
 from pesagate.merchants.service import NewMerchant, create_demo_merchant_if_empty
 from pesagate.models import Environment
@@ -25,6 +26,8 @@ app = typer.Typer(
 )
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(keys_app, name="keys")
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(ledger_app, name="ledger")
 app.command("stk-push")(stk_push)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]

@@ -25,10 +25,18 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, sqlite_begin: str = "BEGIN", **kwargs: Any) -> AsyncEngine:
+    """`sqlite_begin`: how SQLite transactions start; `BEGIN IMMEDIATE` takes the write lock
+    up front, so a transaction never reads a value that another writer changes before it
+    writes (the driver would otherwise read outside any transaction)."""
     if is_sqlite(url):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql(sqlite_begin)
+
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
@@ -37,6 +45,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling begins only before writes; we begin ourselves.
+    dbapi_connection.isolation_level = None
     # WAL lets readers run beside the single writer; foreign keys are off by default in SQLite;
     # the busy timeout makes writers of other processes (the CLI) wait instead of failing.
     cursor = dbapi_connection.cursor()
@@ -57,25 +67,33 @@ class Database:
     """An engine plus the rules for using it.
 
     `transaction()` is a unit of work that commits on success and rolls back on error.
-    SQLite allows one writer at a time and fails a transaction that upgrades from reading to
-    writing while another writer committed; so on SQLite, write transactions of this process
-    take turns behind one lock (row locks, `FOR UPDATE`, are PostgreSQL's way to the same end).
+    PostgreSQL serialises conflicting writers with row locks (`FOR UPDATE`). SQLite has one
+    writer at a time: its write transactions begin IMMEDIATE (holding the write lock from the
+    first statement, so reads inside them are current), and this process's writers queue
+    behind an asyncio lock rather than block driver threads on the file lock. Reads use a
+    separate engine whose transactions begin deferred and never wait for writers (WAL).
     """
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.is_sqlite = is_sqlite(url)
         self.engine = create_engine(url, **engine_kwargs)
+        self.write_engine = (
+            create_engine(url, sqlite_begin="BEGIN IMMEDIATE", **engine_kwargs)
+            if self.is_sqlite
+            else self.engine
+        )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._sqlite_write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         if self._sqlite_write_lock is None:
-            async with self.sessions() as session, session.begin():
+            async with self.write_sessions() as session, session.begin():
                 yield session
             return
-        async with self._sqlite_write_lock, self.sessions() as session, session.begin():
+        async with self._sqlite_write_lock, self.write_sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -86,6 +104,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
 
 
 async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any]) -> None:

@@ -9,6 +9,8 @@ import httpx
 
 from pesagate.config import Settings
 from pesagate.db import Database
+from pesagate.ledger.service import RELEASE_JOB
+from pesagate.ledger.tasks import ClearingReleaser
 from pesagate.merchants.auth import KeyCache
 from pesagate.mpesa.client import DarajaClient, DarajaConfig
 from pesagate.payments.service import RECONCILE_JOB
@@ -48,7 +50,10 @@ class Services:
         return cls(settings, db, http, DarajaClient(daraja_config(settings), http))
 
     def job_handlers(self) -> dict[str, Handler]:
-        return {RECONCILE_JOB: Reconciler(self.db, self.daraja, self.settings)}
+        return {
+            RECONCILE_JOB: Reconciler(self.db, self.daraja, self.settings),
+            RELEASE_JOB: ClearingReleaser(self.db),
+        }
 
     def worker(self) -> Worker:
         return Worker(

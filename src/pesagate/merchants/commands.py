@@ -15,6 +15,17 @@ from pesagate.kit.money import CENTS_PER_UNIT, format_minor, ppm_to_rate, rate_t
 from pesagate.merchants import service
 from pesagate.models import Business, Environment, Tariff
 
+SETTINGS_COLUMNS = (
+    "business_id",
+    "name",
+    "prompt name",
+    "tariff",
+    "fee rate",
+    "fee min",
+    "min",
+    "max",
+    "clearing",
+)
 merchant_app = typer.Typer(help="Merchant accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 
@@ -89,6 +100,7 @@ def _settings_row(business: Business) -> list[str]:
         format_minor(business.fee_min_minor),
         format_minor(business.min_amount_minor),
         format_minor(business.max_amount_minor),
+        f"{business.clearing_delay_s} s",
     ]
 
 
@@ -102,6 +114,9 @@ def settings_command(
     fee_min: Annotated[str | None, typer.Option(help="KES, e.g. 10")] = None,
     min_amount: Annotated[str | None, typer.Option(help="KES")] = None,
     max_amount: Annotated[str | None, typer.Option(help="KES")] = None,
+    clearing_delay_s: Annotated[
+        int | None, typer.Option(min=0, help="seconds collections stay CLEARING")
+    ] = None,
 ) -> None:
     """Show or change a merchant's payment settings."""
     settings = load_settings()
@@ -113,6 +128,7 @@ def settings_command(
             fee_min_minor=_kes_to_minor(fee_min),
             min_amount_minor=_kes_to_minor(min_amount),
             max_amount_minor=_kes_to_minor(max_amount),
+            clearing_delay_s=clearing_delay_s,
         )
     except ValueError as exc:
         err_console.print(f"[red]{exc}[/]")

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pesagate.errors import NotFound
 from pesagate.kit import ids
 from pesagate.kit.clock import utc_now
+from pesagate.ledger.service import open_wallet_account
 from pesagate.merchants.keys import KeyPair, display_prefix, new_key_pair, secret_lookup
 from pesagate.models import ApiKey, Business, Environment, KeyKind, Tariff, Wallet, WalletType
 
@@ -46,6 +47,8 @@ async def create_merchant(
         label="SETTLEMENT",
     )
     session.add(wallet)
+    await session.flush()
+    await open_wallet_account(session, wallet)
     keys = await issue_keys(session, business, environment)
     return NewMerchant(business=business, keys=keys, settlement_wallet=wallet)
 
@@ -125,6 +128,7 @@ class PaymentSettingsUpdate:
     fee_min_minor: int | None = None
     min_amount_minor: int | None = None
     max_amount_minor: int | None = None
+    clearing_delay_s: int | None = None
 
 
 def apply_settings(business: Business, change: PaymentSettingsUpdate) -> None:
@@ -132,7 +136,8 @@ def apply_settings(business: Business, change: PaymentSettingsUpdate) -> None:
         business.default_tariff = None
     elif change.default_tariff is not None:
         business.default_tariff = change.default_tariff
-    for field in ("fee_rate_ppm", "fee_min_minor", "min_amount_minor", "max_amount_minor"):
+    fields = ("fee_rate_ppm", "fee_min_minor", "min_amount_minor", "max_amount_minor")
+    for field in (*fields, "clearing_delay_s"):
         value = getattr(change, field)
         if value is not None:
             setattr(business, field, value)

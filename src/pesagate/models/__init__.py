@@ -2,6 +2,15 @@
 
 from pesagate.models.base import Base
 from pesagate.models.jobs import Job
+from pesagate.models.ledger import (
+    AccountKind,
+    EntryKind,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerPosting,
+    LineStatus,
+    TransType,
+)
 from pesagate.models.merchants import (
     ApiKey,
     Business,
@@ -14,18 +23,25 @@ from pesagate.models.merchants import (
 from pesagate.models.payments import CallbackOutcome, Customer, Invoice, InvoiceState, MpesaCallback
 
 __all__ = [
+    "AccountKind",
     "ApiKey",
     "Base",
     "Business",
     "CallbackOutcome",
     "Customer",
+    "EntryKind",
     "Environment",
     "Invoice",
     "InvoiceState",
     "Job",
     "KeyKind",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerPosting",
+    "LineStatus",
     "MpesaCallback",
     "Tariff",
+    "TransType",
     "Wallet",
     "WalletType",
 ]

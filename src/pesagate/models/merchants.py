@@ -44,6 +44,9 @@ class Business(Timestamps, Base):
     fee_min_minor: Mapped[int] = mapped_column(BigInteger, default=0, doc="cents")
     min_amount_minor: Mapped[int] = mapped_column(BigInteger, default=1_000, doc="cents")
     max_amount_minor: Mapped[int] = mapped_column(BigInteger, default=15_000_000, doc="cents")
+    clearing_delay_s: Mapped[int] = mapped_column(
+        Integer, default=0, doc="collections stay CLEARING this long before they are AVAILABLE"
+    )
 
     keys: Mapped[list["ApiKey"]] = relationship(back_populates="business")
     wallets: Mapped[list["Wallet"]] = relationship(back_populates="business")

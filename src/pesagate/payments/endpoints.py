@@ -23,7 +23,7 @@ from pesagate.payments import schemas, service
 from pesagate.payments.fees import effective_tariff, quote
 from pesagate.payments.views import invoice_json, session_json, status_json
 
-router = APIRouter(prefix="/api/v1", default_response_class=JSONBytesResponse)
+router = APIRouter(prefix="/api/v1")
 
 
 def get_daraja(request: Request) -> DarajaClient:
@@ -34,28 +34,36 @@ def get_daraja(request: Request) -> DarajaClient:
 DarajaDep = Annotated[DarajaClient, Depends(get_daraja)]
 
 
-def routes(method: str, *paths: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
-    """Register a handler on each path, with and without the trailing slash; only the first
-    path appears in the OpenAPI schema."""
+def routes_on(router: APIRouter) -> Callable[..., Callable[[Callable[..., Any]], Any]]:
+    """A decorator factory registering a handler on each path, with and without the trailing
+    slash; only the first path appears in the OpenAPI schema."""
 
-    def register(handler: Callable[..., Any]) -> Any:
-        for index, path in enumerate(paths):
-            for variant in (path, path.rstrip("/")):
-                router.add_api_route(
-                    variant,
-                    handler,
-                    methods=[method],
-                    include_in_schema=index == 0 and variant == path,
-                    **kwargs,
-                )
-        return handler
+    def routes(method: str, *paths: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        def register(handler: Callable[..., Any]) -> Any:
+            for index, path in enumerate(paths):
+                for variant in (path, path.rstrip("/")):
+                    router.add_api_route(
+                        variant,
+                        handler,
+                        methods=[method],
+                        include_in_schema=index == 0 and variant == path,
+                        response_class=JSONBytesResponse,
+                        **kwargs,
+                    )
+            return handler
 
-    return register
+        return register
+
+    return routes
 
 
-def _body_schema(model: type[Any]) -> dict[str, Any]:
+def body_schema(model: type[Any]) -> dict[str, Any]:
+    """OpenAPI for a body that is validated by hand (with context) rather than by FastAPI."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+routes = routes_on(router)
 
 
 @routes(
@@ -63,7 +71,7 @@ def _body_schema(model: type[Any]) -> dict[str, Any]:
     "/payment/mpesa-stk-push/",
     "/payment/collection/stk-push/",
     summary="Send an M-Pesa STK push (secret key)",
-    openapi_extra=_body_schema(schemas.StkPushRequest),
+    openapi_extra=body_schema(schemas.StkPushRequest),
 )
 async def stk_push(
     principal: SecretKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep
@@ -77,7 +85,7 @@ async def stk_push(
     "/payment/collection/",
     "/collect/",
     summary="Collect a payment: M-PESA via STK push (secret or public key)",
-    openapi_extra=_body_schema(schemas.CollectRequest),
+    openapi_extra=body_schema(schemas.CollectRequest),
 )
 async def collect(
     principal: AnyKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep
@@ -91,7 +99,7 @@ async def collect(
     "/payment/status/",
     "/payment/collection/status/",
     summary="An invoice's status (secret or public key)",
-    openapi_extra=_body_schema(schemas.StatusRequest),
+    openapi_extra=body_schema(schemas.StatusRequest),
 )
 async def payment_status(
     principal: AnyKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep
@@ -105,7 +113,7 @@ async def payment_status(
     "POST",
     "/payment/get_amount_estimate/",
     summary="What a payment will cost, per tariff (secret or public key)",
-    openapi_extra=_body_schema(schemas.EstimateRequest),
+    openapi_extra=body_schema(schemas.EstimateRequest),
 )
 async def amount_estimate(principal: AnyKeyAuth, body: JsonBody, db: DbDep) -> dict[str, Any]:
     context = await service.payment_context(db, principal.business_pk)

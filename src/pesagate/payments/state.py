@@ -5,6 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate.kit.clock import utc_now
+from pesagate.ledger.service import post_collection
 from pesagate.models import Invoice, InvoiceState
 from pesagate.worker.jobs import cancel
 
@@ -59,9 +60,9 @@ async def complete(session: AsyncSession, invoice: Invoice, receipt: str | None)
     invoice.mpesa_reference = receipt or invoice.mpesa_reference
     invoice.failed_code = None
     invoice.failed_reason = None
-    invoice.clearing_status = "AVAILABLE"
     invoice.completed_at = utc_now()
     await cancel(session, reconcile_job_key(invoice.id))
+    await post_collection(session, invoice)  # sets clearing_status
     return True
 
 

@@ -1,0 +1,1 @@
+"""Double-entry books behind every wallet: collections credited exactly once, transfers."""
