@@ -14,7 +14,7 @@ async def fund(books, business, amount_kes):
 async def test_concurrent_transfers_from_one_wallet_never_overdraw(books, db_url):
     business, settlement, working = await books.merchant()
     await fund(books, business, 1_000)  # net 978.00 after the 2.2% fee
-    balance, available = await books.balances(settlement)
+    _balance, available = await books.balances(settlement)
     assert available == 97_800
     # 30 transfers of 50.00 race for 978.00: exactly 19 fit. Each runs on its own engine,
     # like separate API processes would.
@@ -32,7 +32,7 @@ async def test_concurrent_transfers_from_one_wallet_never_overdraw(books, db_url
         for engine in engines:
             await engine.dispose()
     assert results.count(True) == 19
-    balance, available = await books.balances(settlement)
+    _, available = await books.balances(settlement)
     assert available == 97_800 - 19 * 5_000 == 2_800
     assert (await books.balances(working))[1] == 19 * 5_000
     assert await books.findings() == []
