@@ -43,7 +43,8 @@ def ceil_to_whole_unit(amount_minor: int) -> int:
 
 
 def format_minor(amount_minor: int) -> str:
-    """Cents -> `"1500.00"` (signed when negative)."""
+    """Cents -> `"1500.00"` (signed when negative). PostgreSQL sums arrive as Decimal."""
+    amount_minor = int(amount_minor)
     sign = "-" if amount_minor < 0 else ""
     units, cents = divmod(abs(amount_minor), CENTS_PER_UNIT)
     return f"{sign}{units}.{cents:02d}"
