@@ -20,6 +20,7 @@ from pesagate.payments import callback_endpoint
 from pesagate.payments import endpoints as payment_endpoints
 from pesagate.services import Services
 from pesagate.simulator import SimulatorSettings, create_simulator_app
+from pesagate.webhooks import endpoints as webhook_endpoints
 
 SIMULATOR_MOUNT = "/sim"
 
@@ -69,6 +70,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(payment_endpoints.router, tags=["Payments"])
     app.include_router(ledger_endpoints.router, tags=["Wallets"])
+    app.include_router(webhook_endpoints.router, tags=["Webhooks"])
     app.include_router(callback_endpoint.router)
     _add_operational_routes(app, services)
     if simulator_app is not None:

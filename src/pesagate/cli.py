@@ -17,6 +17,7 @@ from pesagate.merchants.commands import keys_app, merchant_app
 from pesagate.merchants.service import NewMerchant, create_demo_merchant_if_empty
 from pesagate.models import Environment
 from pesagate.payments.commands import stk_push
+from pesagate.webhooks.commands import webhook_app
 
 app = typer.Typer(
     name="pesagate",
@@ -28,6 +29,7 @@ app.add_typer(merchant_app, name="merchant")
 app.add_typer(keys_app, name="keys")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(webhook_app, name="webhook")
 app.command("stk-push")(stk_push)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]

@@ -57,6 +57,12 @@ class Settings(LogSettings):
     reconcile_max_s: float = Field(600.0, gt=0)
     reconcile_backoff_s: float = Field(5.0, gt=0, description="first re-query delay; doubles")
 
+    # Webhooks (SPEC section 6)
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_max_attempts: int = Field(5, ge=1)
+    webhook_backoff_s: float = Field(5.0, ge=0, description="first retry delay; doubles, jittered")
+    webhook_disable_threshold: int = Field(40, ge=1)
+
     # Worker
     worker_poll_s: float = Field(0.5, gt=0)
     worker_lease_s: float = Field(60.0, gt=0)

@@ -15,6 +15,8 @@ from pesagate.merchants.auth import KeyCache
 from pesagate.mpesa.client import DarajaClient, DarajaConfig
 from pesagate.payments.service import RECONCILE_JOB
 from pesagate.payments.tasks import Reconciler
+from pesagate.webhooks.delivery import Deliverer
+from pesagate.webhooks.emit import DELIVERY_JOB
 from pesagate.worker.runner import Handler, Worker
 
 
@@ -37,6 +39,7 @@ class Services:
     db: Database
     http: httpx.AsyncClient
     daraja: DarajaClient
+    deliverer: Deliverer
     key_cache: KeyCache = field(default_factory=KeyCache)
 
     @classmethod
@@ -47,12 +50,14 @@ class Services:
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
             trust_env=False,
         )
-        return cls(settings, db, http, DarajaClient(daraja_config(settings), http))
+        daraja = DarajaClient(daraja_config(settings), http)
+        return cls(settings, db, http, daraja, Deliverer(db, settings))
 
     def job_handlers(self) -> dict[str, Handler]:
         return {
             RECONCILE_JOB: Reconciler(self.db, self.daraja, self.settings),
             RELEASE_JOB: ClearingReleaser(self.db),
+            DELIVERY_JOB: self.deliverer,
         }
 
     def worker(self) -> Worker:
@@ -64,5 +69,6 @@ class Services:
         )
 
     async def aclose(self) -> None:
+        await self.deliverer.aclose()
         await self.http.aclose()
         await self.db.dispose()

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
-from pesagate.dependencies import DbDep, JsonBody, SettingsDep
+from pesagate.dependencies import DbDep, JsonBody
 from pesagate.errors import NotFound, ValidationFailed
 from pesagate.kit import ids
 from pesagate.kit.money import format_minor
@@ -85,7 +85,6 @@ async def wallet_statement(
     request: Request,
     principal: SecretKeyAuth,
     db: DbDep,
-    settings: SettingsDep,
     page: str | None = None,
     page_size: str | None = None,
 ) -> dict[str, Any]:
@@ -93,7 +92,7 @@ async def wallet_statement(
     async with db.read() as session:
         wallet, _ = await queries.wallet_with_account(session, principal.business_pk, wallet_id)
         count, rows = await queries.statement_page(session, principal.business_pk, pages, wallet.id)
-    results = [transaction_json(p, w, i, settings.public_url) for p, w, i in rows]
+    results = [transaction_json(p, w, i) for p, w, i in rows]
     return paginated(request.url, pages, count, results)
 
 
@@ -102,7 +101,6 @@ async def all_transactions(
     request: Request,
     principal: SecretKeyAuth,
     db: DbDep,
-    settings: SettingsDep,
     wallet_id: str | None = None,
     page: str | None = None,
     page_size: str | None = None,
@@ -114,7 +112,7 @@ async def all_transactions(
             wallet, _ = await queries.wallet_with_account(session, principal.business_pk, wallet_id)
             wallet_pk = wallet.id
         count, rows = await queries.statement_page(session, principal.business_pk, pages, wallet_pk)
-    results = [transaction_json(p, w, i, settings.public_url) for p, w, i in rows]
+    results = [transaction_json(p, w, i) for p, w, i in rows]
     return paginated(request.url, pages, count, results)
 
 
@@ -143,11 +141,11 @@ async def intra_transfer(
     return {
         "from_data": {
             "wallet": wallet_json(source, source_account),
-            "transaction": transaction_json(moved.source_line, source, None, ""),
+            "transaction": transaction_json(moved.source_line, source, None),
         },
         "to_data": {
             "wallet": wallet_json(destination, destination_account),
-            "transaction": transaction_json(moved.destination_line, destination, None, ""),
+            "transaction": transaction_json(moved.destination_line, destination, None),
         },
         "amount": format_minor(moved.amount_minor),
         "narrative": moved.narrative,

@@ -23,12 +23,12 @@ def wallet_json(wallet: Wallet, account: LedgerAccount) -> dict[str, Any]:
 
 
 def transaction_json(
-    posting: LedgerPosting, wallet: Wallet, invoice: Invoice | None, host: str
+    posting: LedgerPosting, wallet: Wallet, invoice: Invoice | None
 ) -> dict[str, Any]:
     return {
         "transaction_id": posting.transaction_id,
         "wallet_id": wallet.wallet_id,
-        "invoice": invoice_json(invoice, host) if invoice is not None else None,
+        "invoice": invoice_json(invoice) if invoice is not None else None,
         "currency": wallet.currency,
         "value": format_minor(posting.amount_minor),
         "running_balance": format_minor(posting.running_balance_minor or 0),

@@ -21,6 +21,13 @@ from pesagate.models.merchants import (
     WalletType,
 )
 from pesagate.models.payments import CallbackOutcome, Customer, Invoice, InvoiceState, MpesaCallback
+from pesagate.models.webhooks import (
+    EventStatus,
+    Topic,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "AccountKind",
@@ -31,6 +38,7 @@ __all__ = [
     "Customer",
     "EntryKind",
     "Environment",
+    "EventStatus",
     "Invoice",
     "InvoiceState",
     "Job",
@@ -41,7 +49,11 @@ __all__ = [
     "LineStatus",
     "MpesaCallback",
     "Tariff",
+    "Topic",
     "TransType",
     "Wallet",
     "WalletType",
+    "WebhookAttempt",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

@@ -80,6 +80,7 @@ class Invoice(Timestamps, Base):
     checkout_request_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     merchant_request_id: Mapped[str | None] = mapped_column(String(64), default=None)
     push_error: Mapped[str | None] = mapped_column(Text, default=None, doc="raw Daraja answer")
+    host: Mapped[str] = mapped_column(String(255), default="", doc="the server's public URL")
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     business: Mapped[Business] = relationship()

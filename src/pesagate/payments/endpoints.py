@@ -77,7 +77,7 @@ async def stk_push(
     principal: SecretKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep
 ) -> dict[str, Any]:
     invoice = await service.collect(db, daraja, settings, principal, body, schemas.StkPushRequest)
-    return session_json(invoice, settings.public_url)
+    return session_json(invoice)
 
 
 @routes(
@@ -91,7 +91,7 @@ async def collect(
     principal: AnyKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep
 ) -> dict[str, Any]:
     invoice = await service.collect(db, daraja, settings, principal, body, schemas.CollectRequest)
-    return session_json(invoice, settings.public_url)
+    return session_json(invoice)
 
 
 @routes(
@@ -101,12 +101,10 @@ async def collect(
     summary="An invoice's status (secret or public key)",
     openapi_extra=body_schema(schemas.StatusRequest),
 )
-async def payment_status(
-    principal: AnyKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep
-) -> dict[str, Any]:
+async def payment_status(principal: AnyKeyAuth, body: JsonBody, db: DbDep) -> dict[str, Any]:
     request = schemas.validate_body(schemas.StatusRequest, body)
     invoice = await service.find_invoice(db, principal.business_pk, request.invoice_id)
-    return status_json(invoice, settings.public_url)
+    return status_json(invoice)
 
 
 @routes(
@@ -134,7 +132,6 @@ async def list_invoices(
     request: Request,
     principal: SecretKeyAuth,
     db: DbDep,
-    settings: SettingsDep,
     state: str | None = None,
     api_ref: str | None = None,
     created_after: str | None = None,
@@ -156,7 +153,7 @@ async def list_invoices(
                 .limit(pages.size)
             )
         ).all()
-    results = [invoice_json(invoice, settings.public_url) for invoice in invoices]
+    results = [invoice_json(invoice) for invoice in invoices]
     return paginated(request.url, pages, count or 0, results)
 
 
@@ -195,8 +192,6 @@ def _parse_time(raw: str) -> datetime | None:
 
 
 @routes("GET", "/invoices/{invoice_id}/", summary="One invoice (secret key)")
-async def invoice_detail(
-    invoice_id: str, principal: SecretKeyAuth, db: DbDep, settings: SettingsDep
-) -> dict[str, Any]:
+async def invoice_detail(invoice_id: str, principal: SecretKeyAuth, db: DbDep) -> dict[str, Any]:
     invoice = await service.find_invoice(db, principal.business_pk, invoice_id)
-    return invoice_json(invoice, settings.public_url)
+    return invoice_json(invoice)

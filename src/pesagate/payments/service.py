@@ -37,6 +37,7 @@ from pesagate.payments.schemas import (
     StkPushRequest,
     validate_body,
 )
+from pesagate.webhooks.emit import collection_event
 from pesagate.worker.jobs import schedule
 
 log = structlog.get_logger("pesagate.payments")
@@ -71,10 +72,12 @@ async def create_invoice(
         account=request.phone_number,
         api_ref=request.api_ref or API_REF_DEFAULT,
         callback_token=ids.callback_token(),
+        host=settings.public_url,
     )
     session.add(invoice)
     await session.flush()
     invoice.customer, invoice.wallet = customer, wallet
+    await collection_event(session, invoice)
     first_query_at = utc_now() + timedelta(
         seconds=settings.stk_prompt_ttl_s + settings.reconcile_grace_s
     )
@@ -152,7 +155,7 @@ async def record_push_result(db: Database, invoice_pk: int, result: PushResult) 
                 invoice.merchant_request_id = (
                     invoice.merchant_request_id or result.merchant_request_id
                 )
-                state.mark_processing(invoice)
+                await state.mark_processing(session, invoice)
             case PushRejected():
                 invoice.push_error = result.raw
                 await state.fail(session, invoice, result.error_code, result.error_message)

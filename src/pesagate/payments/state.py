@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pesagate.kit.clock import utc_now
 from pesagate.ledger.service import post_collection
 from pesagate.models import Invoice, InvoiceState
+from pesagate.webhooks.emit import collection_event
 from pesagate.worker.jobs import cancel
 
 PENDING, PROCESSING, COMPLETE, FAILED = (
@@ -43,10 +44,11 @@ def can_move(invoice: Invoice, target: InvoiceState) -> bool:
     return target in ALLOWED[InvoiceState(invoice.state)]
 
 
-def mark_processing(invoice: Invoice) -> bool:
+async def mark_processing(session: AsyncSession, invoice: Invoice) -> bool:
     if not can_move(invoice, PROCESSING):
         return False
     invoice.state = PROCESSING
+    await _changed(session, invoice)
     return True
 
 
@@ -63,6 +65,7 @@ async def complete(session: AsyncSession, invoice: Invoice, receipt: str | None)
     invoice.completed_at = utc_now()
     await cancel(session, reconcile_job_key(invoice.id))
     await post_collection(session, invoice)  # sets clearing_status
+    await _changed(session, invoice)
     return True
 
 
@@ -74,4 +77,11 @@ async def fail(session: AsyncSession, invoice: Invoice, code: str, reason: str) 
     invoice.failed_code = code[:32]
     invoice.failed_reason = (reason or "The payment failed.")[:300]
     await cancel(session, reconcile_job_key(invoice.id))
+    await _changed(session, invoice)
     return True
+
+
+async def _changed(session: AsyncSession, invoice: Invoice) -> None:
+    """Every state change is announced, in its own transaction (the webhook outbox)."""
+    invoice.updated_at = utc_now()
+    await collection_event(session, invoice)

@@ -7,7 +7,7 @@ from pesagate.kit.money import format_minor
 from pesagate.models import Customer, Invoice, InvoiceState
 
 
-def invoice_json(invoice: Invoice, host: str) -> dict[str, Any]:
+def invoice_json(invoice: Invoice) -> dict[str, Any]:
     return {
         "invoice_id": invoice.invoice_id,
         "id": invoice.invoice_id,
@@ -23,7 +23,7 @@ def invoice_json(invoice: Invoice, host: str) -> dict[str, Any]:
         "wallet_id": invoice.wallet.wallet_id,
         "clearing_status": invoice.clearing_status,
         "mpesa_reference": invoice.mpesa_reference,
-        "host": host,
+        "host": invoice.host,
         "retry_count": invoice.retry_count,
         "failed_reason": invoice.failed_reason,
         "failed_code": invoice.failed_code,
@@ -48,10 +48,10 @@ def customer_json(customer: Customer) -> dict[str, Any]:
     }
 
 
-def session_json(invoice: Invoice, host: str) -> dict[str, Any]:
+def session_json(invoice: Invoice) -> dict[str, Any]:
     return {
         "id": invoice.session_id,
-        "invoice": invoice_json(invoice, host),
+        "invoice": invoice_json(invoice),
         "customer": customer_json(invoice.customer),
         "payment_link": None,
         "customer_comment": None,
@@ -61,5 +61,5 @@ def session_json(invoice: Invoice, host: str) -> dict[str, Any]:
     }
 
 
-def status_json(invoice: Invoice, host: str) -> dict[str, Any]:
-    return {"invoice": invoice_json(invoice, host), "meta": session_json(invoice, host)}
+def status_json(invoice: Invoice) -> dict[str, Any]:
+    return {"invoice": invoice_json(invoice), "meta": session_json(invoice)}

@@ -1,0 +1,1 @@
+"""Signed, durable, ordered, replayable webhooks (SPEC section 6)."""
