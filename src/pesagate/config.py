@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pesagate.kit.logs import LogFormat
-from pesagate.simulator.settings import SANDBOX_PASSKEY
+from pesagate.mpesa.protocol import SANDBOX_PASSKEY
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./pesagate.db"
 SANDBOX_CONSUMER_KEY = "sim-consumer-key"

@@ -52,7 +52,10 @@ def format_minor(amount_minor: int) -> str:
 
 def rate_to_ppm(rate: Decimal | float | str) -> int:
     """A fee rate like `0.022` -> 22,000 parts per million (exact to 6 decimal places)."""
-    value = Decimal(str(rate))
+    try:
+        value = Decimal(str(rate))
+    except InvalidOperation:
+        raise ValueError(f"not a valid fee rate: {rate}") from None
     if not value.is_finite() or value < 0 or value >= 1:
         raise ValueError("fee rate must be at least 0 and below 1")
     return int((value * PPM).to_integral_value(rounding=ROUND_CEILING))

@@ -1,6 +1,6 @@
 """`pesagate merchant …` and `pesagate keys …`."""
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import orjson
@@ -16,7 +16,6 @@ from pesagate.merchants import service
 from pesagate.models import Business, Environment, Tariff
 
 SETTINGS_COLUMNS = (
-    "business_id",
     "name",
     "prompt name",
     "tariff",
@@ -82,12 +81,19 @@ def list_merchants() -> None:
         finally:
             await db.dispose()
 
-    table = Table(
-        "business_id", "name", "prompt name", "tariff", "fee rate", "fee min", "min", "max"
-    )
+    table = _settings_table()
     for business in run(go()):
         table.add_row(*_settings_row(business))
     console.print(table)
+
+
+def _settings_table() -> Table:
+    # The id is what other commands take: never wrap or cut it, whatever the terminal width.
+    table = Table()
+    table.add_column("business_id", no_wrap=True, min_width=12)
+    for column in SETTINGS_COLUMNS:
+        table.add_column(column)
+    return table
 
 
 def _settings_row(business: Business) -> list[str]:
@@ -122,7 +128,7 @@ def settings_command(
     settings = load_settings()
     try:
         change = service.PaymentSettingsUpdate(
-            default_tariff=Tariff(tariff) if tariff and tariff.lower() != "none" else None,
+            default_tariff=Tariff(tariff.upper()) if tariff and tariff.lower() != "none" else None,
             clear_default_tariff=bool(tariff and tariff.lower() == "none"),
             fee_rate_ppm=rate_to_ppm(fee_rate) if fee_rate is not None else None,
             fee_min_minor=_kes_to_minor(fee_min),
@@ -150,9 +156,7 @@ def settings_command(
     except (NotFound, ValueError) as exc:
         err_console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
-    table = Table(
-        "business_id", "name", "prompt name", "tariff", "fee rate", "fee min", "min", "max"
-    )
+    table = _settings_table()
     table.add_row(*_settings_row(business))
     console.print(table)
 
@@ -160,7 +164,10 @@ def settings_command(
 def _kes_to_minor(raw: str | None) -> int | None:
     if raw is None:
         return None
-    value = Decimal(raw)
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(f"not a valid KES amount: {raw}") from None
     if not value.is_finite() or value < 0:
         raise ValueError(f"not a valid KES amount: {raw}")
     return int(value * CENTS_PER_UNIT)

@@ -13,6 +13,8 @@ STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
 STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
 
 TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
+# The public Daraja sandbox passkey of shortcode 174379 (published by Safaricom).
+SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
 AMOUNT_MAX_KES = 250_000
 
 

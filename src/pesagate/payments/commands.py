@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 console = Console()
+err_console = Console(stderr=True)
 
 FINAL_STATES = ("COMPLETE", "FAILED")
 
@@ -24,7 +25,7 @@ def stk_push(
 ) -> None:
     """Send an STK push through the API and follow the invoice to its final state."""
     if not secret_key:
-        console.print(
+        err_console.print(
             "[red]Give the merchant's secret key: --secret-key or $PESAGATE_SECRET_KEY.[/]"
         )
         raise typer.Exit(2)

@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+from pesagate.mpesa.protocol import SANDBOX_PASSKEY
+
+__all__ = ["SANDBOX_PASSKEY", "SimulatorSettings"]
 
 
 class SimulatorSettings(BaseSettings):

@@ -48,7 +48,9 @@ Handler = Callable[[ClaimedJob], Awaitable[RunAgainAt | None]]
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """`host:pid`, cut to fit `jobs.locked_by` (64) however long the host name."""
+    pid = str(os.getpid())
+    return f"{socket.gethostname()[: 63 - len(pid)]}:{pid}"
 
 
 def failure_backoff_s(attempts: int) -> float:

@@ -1,0 +1,271 @@
+"""The gateway's command line as a user runs it: subprocesses against real SQLite and PostgreSQL
+databases, and a real `pesagate serve` taking payments from the API and from `pesagate stk-push`."""
+
+import asyncio
+import hashlib
+import json
+import re
+
+import httpx
+from sqlalchemy import func, select
+
+from pesagate import migrate
+from pesagate.db import Database
+from pesagate.merchants.service import create_merchant
+from pesagate.models import ApiKey, Base, Business, Environment, Wallet
+from tests.fixtures.cli import (
+    ServeProcess,
+    cli_env,
+    db_rows,
+    finish,
+    run_cli,
+    start_cli,
+)
+from tests.fixtures.servers import wait_until
+
+WALLET_ID = re.compile(r"[A-Z0-9]{7}")
+COMMANDS = ("serve", "worker", "migrate", "simulator", "merchant", "keys", "stk-push")
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def existing_merchant(db_url: str, name: str = "Duka la Juma") -> tuple[str, str, str]:
+    """A merchant made in-process: (business_id, public_key, secret_key)."""
+
+    async def go() -> tuple[str, str, str]:
+        await migrate.upgrade(db_url)
+        db = Database(db_url)
+        try:
+            async with db.transaction() as session:
+                new = await create_merchant(session, name, Environment.SANDBOX)
+            return new.business.business_id, new.keys.public_key, new.keys.secret_key
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def business_row(db_url: str, business_id: str) -> tuple:
+    [row] = db_rows(
+        db_url,
+        select(
+            Business.default_tariff,
+            Business.fee_rate_ppm,
+            Business.fee_min_minor,
+            Business.min_amount_minor,
+            Business.max_amount_minor,
+            Business.updated_at,
+        ).where(Business.business_id == business_id),
+    )
+    return tuple(row)
+
+
+def test_help_lists_every_command():
+    result = run_cli(["--help"], cli_env())
+    assert result.returncode == 0, result.stderr
+    listed = re.findall(r"^│ (\S+)\s", result.stdout, re.MULTILINE)
+    assert set(COMMANDS) <= set(listed), result.stdout
+
+
+def test_stk_push_without_a_key_exits_2_and_says_what_is_missing():
+    result = run_cli(["stk-push", "254712345678", "100", "--url", "http://127.0.0.1:9"], cli_env())
+    assert result.returncode == 2
+    message = result.stdout + result.stderr
+    assert "--secret-key" in message and "PESAGATE_SECRET_KEY" in message
+    assert "Traceback" not in message
+
+
+def test_migrate_prints_the_revision(db_url):
+    result = run_cli(["migrate"], cli_env(db_url))
+    assert result.returncode == 0, result.stderr
+    head = migrate.head_revision()
+    assert head is not None
+    assert f"schema at revision {head}" in result.stdout
+    assert asyncio.run(migrate.current_revision(db_url)) == head
+
+
+def test_merchant_create_prints_json_and_stores_only_the_secret_keys_hash(db_url):
+    result = run_cli(["merchant", "create", "Mama Mboga Store", "--json"], cli_env(db_url))
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert set(created) == {"business_id", "name", "public_key", "secret_key", "wallet_id"}
+    assert created["name"] == "Mama Mboga Store"
+    assert created["public_key"].startswith("ISPubKey_test_")
+    assert created["secret_key"].startswith("ISSecretKey_test_")
+    assert WALLET_ID.fullmatch(created["wallet_id"])
+
+    [business] = db_rows(db_url, select(Business.id, Business.business_id, Business.name))
+    assert (business.business_id, business.name) == (created["business_id"], "Mama Mboga Store")
+    [wallet] = db_rows(db_url, select(Wallet.wallet_id, Wallet.business_id))
+    assert tuple(wallet) == (created["wallet_id"], business.id)
+    keys = db_rows(db_url, select(ApiKey.kind, ApiKey.lookup, ApiKey.revoked_at))
+    assert sorted(tuple(key) for key in keys) == [
+        ("public", created["public_key"], None),
+        ("secret", sha256(created["secret_key"]), None),
+    ]
+    # The plaintext secret is nowhere in the database, in no column of any table.
+    secret = created["secret_key"]
+    for table in Base.metadata.sorted_tables:
+        for row in db_rows(db_url, select(table)):
+            assert not any(secret in str(value) for value in row), (table.name, row)
+
+
+def test_merchant_list_settings_and_keys_rotate(db_url):
+    business_id, old_public, old_secret = existing_merchant(db_url, "Mama Mboga Store")
+    env = cli_env(db_url)
+    defaults = business_row(db_url, business_id)
+    assert defaults[:5] == (None, 22_000, 0, 1_000, 15_000_000)
+
+    # `merchant list`, `keys rotate`, and bad settings (each exits non-zero with a readable
+    # message and changes nothing), all at once: independent commands, as on a busy server.
+    listing = start_cli(["merchant", "list"], env)
+    rotation = start_cli(["keys", "rotate", business_id], env)
+    bad = {"merchant": (["BIZ_NOSUCH1", "--fee-rate", "0.01"], "No merchant 'BIZ_NOSUCH1'")}
+    if db_url.startswith("sqlite"):
+        # Rejected while parsing, before any database is opened: one backend is enough
+        # (each of these subprocesses costs about two CPU-seconds of imports).
+        bad["fee rate"] = ([business_id, "--fee-rate", "2"], "fee rate must be")
+        bad["tariff"] = ([business_id, "--tariff", "NOPE"], "'NOPE' is not a valid Tariff")
+    rejected = {
+        what: start_cli(["merchant", "settings", *args], env) for what, (args, _) in bad.items()
+    }
+    stdout, stderr = finish(listing)
+    assert listing.returncode == 0, stderr
+    [line] = [line for line in stdout.splitlines() if business_id in line]
+    assert "Mama Mboga Store" in line and "0.022" in line and "150000.00" in line
+    for what, process in rejected.items():
+        stdout, stderr = finish(process)
+        assert process.returncode != 0, what
+        assert bad[what][1] in stderr, (what, stdout, stderr)
+        assert "Traceback" not in stdout + stderr, what
+    assert business_row(db_url, business_id) == defaults
+
+    stdout, stderr = finish(rotation)
+    assert rotation.returncode == 0, stderr
+    new_public = re.search(r"public_key: (ISPubKey_test_\S+)", stdout)
+    new_secret = re.search(r"secret_key: (ISSecretKey_test_\S+)", stdout)
+    assert new_public and new_secret, stdout
+    assert (new_public[1], new_secret[1]) != (old_public, old_secret)
+    keys = {
+        row.lookup: row.revoked_at
+        for row in db_rows(db_url, select(ApiKey.lookup, ApiKey.revoked_at))
+    }
+    assert set(keys) == {old_public, sha256(old_secret), new_public[1], sha256(new_secret[1])}
+    assert keys[old_public] is not None and keys[sha256(old_secret)] is not None
+    assert keys[new_public[1]] is None and keys[sha256(new_secret[1])] is None
+
+    changed = run_cli(
+        [
+            "merchant",
+            "settings",
+            business_id,
+            "--tariff",
+            "CUSTOMER-PAYS",
+            "--fee-rate",
+            "0.03",
+            "--fee-min",
+            "5",
+            "--min-amount",
+            "20",
+            "--max-amount",
+            "1000",
+        ],
+        env,
+    )
+    assert changed.returncode == 0, changed.stderr
+    [line] = [line for line in changed.stdout.splitlines() if business_id in line]
+    assert "CUSTOMER-PAYS" in line and "0.03" in line and "1000.00" in line
+    assert business_row(db_url, business_id)[:5] == ("CUSTOMER-PAYS", 30_000, 500, 2_000, 100_000)
+
+
+def test_merchant_settings_rejects_a_non_number_readably(tmp_path):
+    # The value is parsed before the database is opened: no merchant is needed.
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'pesagate.db'}"
+    result = run_cli(["merchant", "settings", "BIZ_ANY", "--fee-min", "abc"], cli_env(db_url))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "abc" in result.stderr
+
+
+def test_merchant_list_shows_whole_business_ids_on_an_80_column_terminal(tmp_path):
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'pesagate.db'}"
+    business_id, _, _ = existing_merchant(db_url, "Mama Mboga Store")
+    result = run_cli(["merchant", "list"], cli_env(db_url, COLUMNS="80"))
+    assert result.returncode == 0, result.stderr
+    assert business_id in result.stdout
+
+
+def test_serve_creates_a_demo_merchant_that_takes_payments(db_url):
+    with ServeProcess(db_url) as serve:
+        output = serve.output()
+        business_id = serve.field("business_id")
+        public_key = serve.field("public_key")
+        secret_key = serve.field("secret_key")
+        wallet_id = serve.field("wallet_id")
+        assert re.fullmatch(r"BIZ_[A-Z0-9]{8}", business_id)
+        assert public_key.startswith("ISPubKey_test_")
+        assert secret_key.startswith("ISSecretKey_test_")
+        assert WALLET_ID.fullmatch(wallet_id)
+        assert f"curl -s {serve.url}/api/v1/payment/mpesa-stk-push/" in output
+        assert f"Authorization: Bearer {secret_key}" in output
+
+        auth = {"Authorization": f"Bearer {secret_key}"}
+        response = httpx.post(
+            f"{serve.url}/api/v1/payment/mpesa-stk-push/",
+            json={"phone_number": "254712345678", "amount": 100},
+            headers=auth,
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        session = response.json()
+        assert session["id"]
+        invoice = session["invoice"]
+        assert (invoice["value"], invoice["wallet_id"]) == ("100.00", wallet_id)
+        assert invoice["state"] in ("PENDING", "PROCESSING", "COMPLETE")
+
+        def final_state() -> str | None:
+            status = httpx.post(
+                f"{serve.url}/api/v1/payment/status/",
+                json={"invoice_id": invoice["invoice_id"]},
+                headers=auth,
+                timeout=30,
+            ).json()["invoice"]["state"]
+            return status if status in ("COMPLETE", "FAILED") else None
+
+        # Settled before the CLI pushes: the simulator allows one open prompt per phone.
+        assert wait_until(final_state, what="the API's invoice to settle") == "COMPLETE"
+
+        stk_push = start_cli(
+            [
+                *("stk-push", "254712345678", "150", "--url", serve.url),
+                *("--secret-key", secret_key, "--timeout-s", "30"),
+            ],
+            cli_env(),
+        )
+        try:
+            # Meanwhile a second node starts on the same database: it makes no second demo
+            # merchant, and takes the same merchant's payments.
+            with ServeProcess(db_url) as second:
+                assert "demo merchant" not in second.output()
+                assert "secret_key" not in second.output()
+                response = httpx.post(
+                    f"{second.url}/api/v1/payment/mpesa-stk-push/",
+                    json={"phone_number": "254712345678", "amount": 120},
+                    headers=auth,
+                    timeout=30,
+                )
+                assert response.status_code == 200, response.text
+                assert response.json()["invoice"]["value"] == "120.00"
+            stdout, stderr = finish(stk_push)
+        finally:
+            if stk_push.poll() is None:
+                stk_push.kill()
+                stk_push.wait()
+        assert stk_push.returncode == 0, stdout + stderr
+        assert "Paid" in stdout and "KES 150.00" in stdout
+    assert serve.process is not None and serve.process.poll() is not None
+    assert second.process is not None and second.process.poll() is not None
+    [(count,)] = db_rows(db_url, select(func.count()).select_from(Business))
+    assert count == 1
