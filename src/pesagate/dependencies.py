@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from pesagate.kit.pagination import Page, parse_page
 
 
 def get_db(request: Request) -> Database:
@@ -44,3 +45,11 @@ async def get_json_body(request: Request) -> dict[str, Any]:
 DbDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JsonBody = Annotated[dict[str, Any], Depends(get_json_body)]
+
+
+def get_page(page: str | None = None, page_size: str | None = None) -> Page:
+    """`?page=` and `?page_size=` (default 50, at most 500), validated."""
+    return parse_page(page, page_size)
+
+
+PageDep = Annotated[Page, Depends(get_page)]

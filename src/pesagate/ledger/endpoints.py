@@ -5,11 +5,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
-from pesagate.dependencies import DbDep, JsonBody
+from pesagate.dependencies import DbDep, JsonBody, PageDep
 from pesagate.errors import NotFound, ValidationFailed
 from pesagate.kit import ids
 from pesagate.kit.money import format_minor
-from pesagate.kit.pagination import paginated, parse_page
+from pesagate.kit.pagination import paginated
 from pesagate.ledger import queries
 from pesagate.ledger.schemas import IntraTransfer, WalletCreate
 from pesagate.ledger.service import open_wallet_account
@@ -29,10 +29,8 @@ async def list_wallets(
     request: Request,
     principal: SecretKeyAuth,
     db: DbDep,
-    page: str | None = None,
-    page_size: str | None = None,
+    pages: PageDep,
 ) -> dict[str, Any]:
-    pages = parse_page(page, page_size)
     async with db.read() as session:
         count, rows = await queries.wallets_page(session, principal.business_pk, pages)
     return paginated(request.url, pages, count, [wallet_json(w, a) for w, a in rows])
@@ -85,10 +83,8 @@ async def wallet_statement(
     request: Request,
     principal: SecretKeyAuth,
     db: DbDep,
-    page: str | None = None,
-    page_size: str | None = None,
+    pages: PageDep,
 ) -> dict[str, Any]:
-    pages = parse_page(page, page_size)
     async with db.read() as session:
         wallet, _ = await queries.wallet_with_account(session, principal.business_pk, wallet_id)
         count, rows = await queries.statement_page(session, principal.business_pk, pages, wallet.id)
@@ -101,11 +97,9 @@ async def all_transactions(
     request: Request,
     principal: SecretKeyAuth,
     db: DbDep,
+    pages: PageDep,
     wallet_id: str | None = None,
-    page: str | None = None,
-    page_size: str | None = None,
 ) -> dict[str, Any]:
-    pages = parse_page(page, page_size)
     async with db.read() as session:
         wallet_pk = None
         if wallet_id:

@@ -8,14 +8,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
 
-from pesagate.dependencies import DbDep, JsonBody, SettingsDep
+from pesagate.dependencies import DbDep, JsonBody, PageDep, SettingsDep
 from pesagate.errors import ValidationFailed
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.kit.money import format_minor
-from pesagate.kit.pagination import paginated, parse_page
+from pesagate.kit.pagination import paginated
 from pesagate.merchants.auth import AnyKeyAuth, SecretKeyAuth
 from pesagate.models import Invoice, InvoiceState
 from pesagate.mpesa.client import DarajaClient
@@ -132,14 +132,12 @@ async def list_invoices(
     request: Request,
     principal: SecretKeyAuth,
     db: DbDep,
+    pages: PageDep,
     state: str | None = None,
     api_ref: str | None = None,
     created_after: str | None = None,
     created_before: str | None = None,
-    page: Annotated[str | None, Query()] = None,
-    page_size: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    pages = parse_page(page, page_size)
     conditions = [Invoice.business_id == principal.business_pk]
     conditions += _invoice_filters(state, api_ref, created_after, created_before)
     async with db.read() as session:

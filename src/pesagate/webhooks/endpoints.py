@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from sqlalchemy import func, select
 from starlette.responses import Response
 
-from pesagate.dependencies import DbDep, JsonBody, SettingsDep
+from pesagate.dependencies import DbDep, JsonBody, PageDep, SettingsDep
 from pesagate.errors import ValidationFailed
-from pesagate.kit.pagination import paginated, parse_page
+from pesagate.kit.pagination import paginated
 from pesagate.merchants.auth import SecretKeyAuth
 from pesagate.models import EventStatus, WebhookEndpoint, WebhookEvent
 from pesagate.payments.endpoints import body_schema, routes_on
@@ -26,10 +26,8 @@ async def list_endpoints(
     request: Request,
     principal: SecretKeyAuth,
     db: DbDep,
-    page: str | None = None,
-    page_size: str | None = None,
+    pages: PageDep,
 ) -> dict[str, Any]:
-    pages = parse_page(page, page_size)
     conditions = (
         WebhookEndpoint.business_id == principal.business_pk,
         WebhookEndpoint.deleted_at.is_(None),
@@ -71,12 +69,10 @@ async def list_events(
     request: Request,
     principal: SecretKeyAuth,
     db: DbDep,
+    pages: PageDep,
     status: str | None = None,
     topic: str | None = None,
-    page: str | None = None,
-    page_size: str | None = None,
 ) -> dict[str, Any]:
-    pages = parse_page(page, page_size)
     conditions = [WebhookEvent.business_id == principal.business_pk]
     if status:
         if status not in EventStatus.__members__:
