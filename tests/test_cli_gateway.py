@@ -8,6 +8,7 @@ import re
 
 import httpx
 from sqlalchemy import func, select
+from standardwebhooks import Webhook
 
 from pesagate import migrate
 from pesagate.db import Database
@@ -269,3 +270,29 @@ def test_serve_creates_a_demo_merchant_that_takes_payments(db_url):
     assert second.process is not None and second.process.poll() is not None
     [(count,)] = db_rows(db_url, select(func.count()).select_from(Business))
     assert count == 1
+
+
+def test_webhook_add_list_test_remove(db_url, callback_receiver):
+    business_id, _, _ = existing_merchant(db_url)
+    env = cli_env(db_url)
+    added = run_cli(
+        ["webhook", "add", business_id, callback_receiver.url + "/hooks", "--challenge", "c-1"], env
+    )
+    assert added.returncode == 0, added.stderr
+    webhook_id = re.search(r"id: (\S+)", added.stdout).group(1)
+    secret = re.search(r"signing_secret: (whsec_\S+)", added.stdout).group(1)
+    listed = run_cli(["webhook", "list", business_id], env)
+    assert webhook_id in listed.stdout and "collection_event" in listed.stdout
+    tested = run_cli(["webhook", "test", webhook_id], env)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "delivered" in tested.stdout
+    [request] = callback_receiver.wait_for("/hooks")
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    body = Webhook(secret).verify(request.body.decode(), headers)
+    assert body["topic"] == "test_event" and body["challenge"] == "c-1"
+    callback_receiver.status = 500
+    failing = run_cli(["webhook", "test", webhook_id], env)
+    assert failing.returncode == 1 and "HTTP 500" in failing.stderr
+    assert run_cli(["webhook", "remove", webhook_id], env).returncode == 0
+    assert webhook_id not in run_cli(["webhook", "list", business_id], env).stdout
+    assert run_cli(["webhook", "test", webhook_id], env).returncode == 1

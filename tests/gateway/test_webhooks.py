@@ -12,6 +12,14 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from pesagate import migrate
+from pesagate.config import Settings
+from pesagate.db import Database
+from pesagate.merchants.service import create_merchant
+from pesagate.models import Environment, EventStatus, Topic, WebhookEndpoint, WebhookEvent
+from pesagate.webhooks.delivery import Deliverer
+from pesagate.webhooks.emit import add_event
+from pesagate.webhooks.service import new_signing_secret
 from tests.fixtures.servers import CallbackReceiver, bound_socket, wait_until
 
 FAST_WEBHOOKS = {"webhook_backoff_s": 0.1, "webhook_timeout_s": 1.0, "webhook_max_attempts": 4}
@@ -282,3 +290,42 @@ def test_at_least_once_when_a_worker_is_killed_mid_delivery(start_gateway, db_ur
         assert states_of(requests[1:], secret) == ["PENDING", "FAILED"]
     finally:
         slow.stop()
+
+
+async def test_live_delivery_rechecks_the_destination_every_time(db_url):
+    """An endpoint whose name now resolves privately (or was stored before the rule) is refused
+    at delivery, before any connection is made."""
+    await migrate.upgrade(db_url)
+    settings = Settings(
+        env="live",
+        database_url=db_url,
+        public_url="https://pay.example.com",
+        mpesa_consumer_key="live-key-123",
+        mpesa_consumer_secret="live-secret-456",
+        mpesa_shortcode="600123",
+        mpesa_passkey="not-the-sandbox-passkey",
+    )
+    db = Database(db_url)
+    deliverer = Deliverer(db, settings)
+    try:
+        async with db.transaction() as session:
+            merchant = await create_merchant(session, "Live Shop", Environment.LIVE)
+            endpoint = WebhookEndpoint(
+                public_id="stored-earlier",
+                business_id=merchant.business.id,
+                url="https://localhost:9/hook",
+                challenge="c",
+                signing_secret=new_signing_secret(),
+            )
+            session.add(endpoint)
+            await session.flush()
+            event = await add_event(session, endpoint, Topic.TEST, "test", {"topic": "test_event"})
+        result = await deliverer.attempt_once(event.id)
+        assert result is not None and result.status_code is None
+        assert "private" in result.error
+        async with db.read() as session:
+            stored = await session.get(WebhookEvent, event.id)
+            assert stored.status == EventStatus.FAILED
+    finally:
+        await deliverer.aclose()
+        await db.dispose()
