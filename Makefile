@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck simulator clean
+.PHONY: run test lint typecheck simulator bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP)  ## run the whole test suite (SQLite and PostgreSQL)
 
 simulator: $(STAMP)  ## run the Daraja simulator on its own
 	$(BIN)/pesagate simulator
+
+bench: $(STAMP)  ## benchmarks (not part of make test); QUICK=1 for a 2-minute SQLite run
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick,)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -1,0 +1,345 @@
+"""`make bench`: the gateway against the ceiling of its own stack, side by side, in one run.
+
+For each database (SQLite, PostgreSQL) and process count (1, cores): the ceiling (a bare
+FastAPI JSON route), STK push (push path only: the simulator accepts without callbacks),
+status, callback ingestion, end-to-end completions (push, callback, COMPLETE, webhook
+delivered), webhook deliveries, and peak RSS; then status and push with 1,000 and 1,000,000
+invoices already stored. Results: bench/results/latest.json and BENCHMARKS.md.
+`--quick`: SQLite, 1 process, short runs (under 2 minutes).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.harness import (
+    HERE,
+    Merchant,
+    RssSampler,
+    WrkResult,
+    drop_database,
+    free_port,
+    fresh_database,
+    prepare,
+    process,
+    seed_invoices,
+    wrk,
+)
+from bench.report import write_report
+from pesagate.models import InvoiceState
+
+CONNECTIONS = 32
+E2E_SECONDS = 5
+
+
+class Bench:
+    def __init__(self, quick: bool, workdir: Path) -> None:
+        self.quick = quick
+        self.seconds = 4 if quick else 8
+        self.workdir = workdir
+        self.sim_port = free_port()
+        self.receiver_port = free_port()
+
+    # ------------------------------------------------------------------ components
+    def simulator(self) -> Any:
+        return process(
+            [
+                sys.executable,
+                "-m",
+                "pesagate",
+                "simulator",
+                "--port",
+                str(self.sim_port),
+                "--delay-s",
+                "0",
+                "--prompt-ttl-s",
+                "3600",
+            ],
+            env={"PESAGATE_LOG_LEVEL": "WARNING"},
+            up_url=f"http://127.0.0.1:{self.sim_port}/control/faults",
+        )
+
+    def receiver(self) -> Any:
+        return process(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(HERE),
+                "receiver:app",
+                "--port",
+                str(self.receiver_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            up_url=f"http://127.0.0.1:{self.receiver_port}/",
+        )
+
+    def gateway(self, db_url: str, processes: int, port: int) -> Any:
+        env = {
+            "PESAGATE_DATABASE_URL": db_url,
+            "PESAGATE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "PESAGATE_SIMULATOR": "off",
+            "PESAGATE_MPESA_BASE_URL": f"http://127.0.0.1:{self.sim_port}",
+            "PESAGATE_LOG_LEVEL": "WARNING",
+            "PESAGATE_STK_PROMPT_TTL_S": "3600",  # no reconciliation during a run
+            "PESAGATE_WORKER_POLL_S": "0.05",
+        }
+        return process(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "pesagate.app:create_app",
+                "--factory",
+                "--port",
+                str(port),
+                "--workers",
+                str(processes),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            up_url=f"http://127.0.0.1:{port}/healthz",
+        )
+
+    def ceiling(self, processes: int) -> WrkResult:
+        port = free_port()
+        with process(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(HERE),
+                "ceiling:app",
+                "--port",
+                str(port),
+                "--workers",
+                str(processes),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            up_url=f"http://127.0.0.1:{port}/docs",
+        ):
+            return wrk(f"http://127.0.0.1:{port}", "ceiling.lua", self.seconds, CONNECTIONS)
+
+    def sim_faults(self, **faults: float) -> None:
+        httpx.post(
+            f"http://127.0.0.1:{self.sim_port}/control/faults", json=faults
+        ).raise_for_status()
+
+    # ------------------------------------------------------------------ one configuration
+    def run_config(self, db: str, processes: int) -> dict[str, Any]:
+        print(f"== {db}, {processes} process(es)", flush=True)
+        ceiling = self.ceiling(processes)
+        db_url = fresh_database(db, self.workdir)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            merchant = asyncio.run(prepare(db_url))
+            env = {"BENCH_SECRET_KEY": merchant.secret_key}
+            status_ids = [
+                row[0]
+                for row in asyncio.run(
+                    seed_invoices(db_url, merchant, 1_000, InvoiceState.COMPLETE, url)
+                )
+            ]
+            callback_rows = asyncio.run(
+                seed_invoices(
+                    db_url,
+                    merchant,
+                    60_000 if not self.quick else 15_000,
+                    InvoiceState.PROCESSING,
+                    url,
+                )
+            )
+            callbacks_file = self.workdir / "callbacks.txt"
+            callbacks_file.write_text(
+                "".join(f"{t} {c} {p} 100.00\n" for _, t, c, p in callback_rows)
+            )
+            with self.gateway(db_url, processes, port) as gateway, RssSampler(gateway.pid) as rss:
+                self.sim_faults(lost_callback=1.0)
+                push = wrk(url, "stk_push.lua", self.seconds, CONNECTIONS, env)
+                status = wrk(
+                    url,
+                    "status.lua",
+                    self.seconds,
+                    CONNECTIONS,
+                    {**env, "BENCH_INVOICE_IDS": ",".join(status_ids[:500])},
+                )
+                callback = wrk(
+                    url,
+                    "callback.lua",
+                    self.seconds,
+                    CONNECTIONS,
+                    {"BENCH_CALLBACKS_FILE": str(callbacks_file)},
+                )
+                e2e, webhooks = self.end_to_end(url, merchant, env)
+            return {
+                "db": db,
+                "processes": processes,
+                "ceiling_rps": round(ceiling.rps, 1),
+                "stk_push_rps": round(push.rps, 1),
+                "stk_push_p50_ms": round(push.p50_ms, 2),
+                "stk_push_p99_ms": round(push.p99_ms, 2),
+                "status_rps": round(status.rps, 1),
+                "callback_rps": round(callback.rps, 1),
+                "e2e_per_s": round(e2e, 1),
+                "webhook_per_s": round(webhooks, 1),
+                "rss_mb": round(rss.peak_kb / 1024, 1),
+                "errors": {
+                    "push": push.non2xx + push.errors,
+                    "status": status.non2xx + status.errors,
+                    "callback": callback.non2xx + callback.errors,
+                },
+            }
+        finally:
+            drop_database(db_url)
+
+    def end_to_end(self, url: str, merchant: Merchant, env: dict[str, str]) -> tuple[float, float]:
+        """Pushes for E2E_SECONDS with callbacks on and a webhook endpoint; then the rate at
+        which invoices reached COMPLETE and webhooks were delivered, start to last."""
+        with httpx.Client(
+            base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {merchant.secret_key}"}
+        ) as client:
+            client.post(
+                "/webhooks/",
+                json={
+                    "endpoint": f"http://127.0.0.1:{self.receiver_port}/hook",
+                    "challenge": "bench",
+                },
+            ).raise_for_status()
+            self.sim_faults()
+            started = time.monotonic()
+            wrk(url, "stk_push.lua", E2E_SECONDS, CONNECTIONS, env)
+            completed = delivered = 0
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                completed = client.get(
+                    "/invoices/", params={"state": "COMPLETE", "api_ref": "bench", "page_size": 1}
+                ).json()["count"]
+                pending = client.get(
+                    "/invoices/", params={"state": "PROCESSING", "api_ref": "bench", "page_size": 1}
+                ).json()["count"]
+                undelivered = sum(
+                    client.get("/webhooks/events/", params={"status": s, "page_size": 1}).json()[
+                        "count"
+                    ]
+                    for s in ("PENDING", "PROCESSING")
+                )
+                if pending == 0 and undelivered == 0:
+                    break
+                time.sleep(0.2)
+            elapsed = time.monotonic() - started
+            delivered = client.get(
+                "/webhooks/events/", params={"status": "DELIVERED", "page_size": 1}
+            ).json()["count"]
+        return completed / elapsed, delivered / elapsed
+
+    # ------------------------------------------------------------------ scale
+    def scale(self, db: str) -> dict[str, Any]:
+        sizes = (1_000, 1_000_000) if not self.quick else (1_000, 50_000)
+        result: dict[str, Any] = {"db": db}
+        for size in sizes:
+            print(f"== scale: {db} with {size:,} invoices", flush=True)
+            db_url = fresh_database(db, self.workdir)
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            try:
+                merchant = asyncio.run(prepare(db_url))
+                rows = asyncio.run(
+                    seed_invoices(db_url, merchant, size, InvoiceState.COMPLETE, url)
+                )
+                ids = [rows[i][0] for i in range(0, size, max(1, size // 500))]
+                env = {"BENCH_SECRET_KEY": merchant.secret_key}
+                with self.gateway(db_url, 1, port):
+                    self.sim_faults(lost_callback=1.0)
+                    status = wrk(
+                        url,
+                        "status.lua",
+                        self.seconds,
+                        CONNECTIONS,
+                        {**env, "BENCH_INVOICE_IDS": ",".join(ids)},
+                    )
+                    push = wrk(url, "stk_push.lua", self.seconds, CONNECTIONS, env)
+            finally:
+                drop_database(db_url)
+            label = "1k" if size == 1_000 else ("1m" if size == 1_000_000 else f"{size // 1000}k")
+            result[f"status_rps_{label}"] = round(status.rps, 1)
+            result[f"stk_push_rps_{label}"] = round(push.rps, 1)
+        return result
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kb = int(
+        next(
+            line.split()[1]
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    )
+    python = f"Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} x {model}, {memory_kb // 1024 // 1024} GiB, {python}, {system}"
+
+
+def commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    configs = (
+        [("sqlite", 1)]
+        if args.quick
+        else [("sqlite", 1), ("sqlite", cores), ("postgresql", 1), ("postgresql", cores)]
+    )
+    with tempfile.TemporaryDirectory(prefix="pesagate-bench-") as tmp:
+        bench = Bench(args.quick, Path(tmp))
+        with bench.simulator(), bench.receiver():
+            runs = [bench.run_config(db, processes) for db, processes in configs]
+            scale = bench.scale("sqlite" if args.quick else "postgresql")
+    results = {
+        "commit": commit(),
+        "machine": machine(),
+        "quick": args.quick,
+        "runs": runs,
+        "scale": scale,
+    }
+    out = HERE / "results" / ("quick.json" if args.quick else "latest.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_report(results, HERE.parent / ("BENCHMARKS.quick.md" if args.quick else "BENCHMARKS.md"))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
