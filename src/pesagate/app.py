@@ -42,7 +42,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        worker = asyncio.create_task(services.worker().run(stop)) if run_worker else None
+        worker = None
+        if run_worker:
+            await services.schedule_periodic_jobs()
+            worker = asyncio.create_task(services.worker().run(stop))
         try:
             yield
         finally:

@@ -142,6 +142,7 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
+            await services.schedule_periodic_jobs()
             await services.worker().run(stop)
         finally:
             await services.aclose()

@@ -63,6 +63,11 @@ class Settings(LogSettings):
     webhook_backoff_s: float = Field(5.0, ge=0, description="first retry delay; doubles, jittered")
     webhook_disable_threshold: int = Field(40, ge=1)
 
+    # Request hygiene (SPEC section 7)
+    idempotency_ttl_s: float = Field(86_400.0, gt=0)
+    rate_limit: str | None = Field(None, description='per API key, e.g. "100/second"; off if unset')
+    redis_url: str | None = Field(None, description="share rate limits between nodes")
+
     # Worker
     worker_poll_s: float = Field(0.5, gt=0)
     worker_lease_s: float = Field(60.0, gt=0)

@@ -6,9 +6,12 @@ Built once per process (by the app's lifespan or the worker command) and closed 
 from dataclasses import dataclass, field
 
 import httpx
+import structlog
 
 from pesagate.config import Settings
 from pesagate.db import Database
+from pesagate.idempotency.service import PRUNE_JOB, Pruner
+from pesagate.kit.clock import utc_now
 from pesagate.ledger.service import RELEASE_JOB
 from pesagate.ledger.tasks import ClearingReleaser
 from pesagate.merchants.auth import KeyCache
@@ -17,7 +20,10 @@ from pesagate.payments.service import RECONCILE_JOB
 from pesagate.payments.tasks import Reconciler
 from pesagate.webhooks.delivery import Deliverer
 from pesagate.webhooks.emit import DELIVERY_JOB
+from pesagate.worker.jobs import schedule
 from pesagate.worker.runner import Handler, Worker
+
+log = structlog.get_logger("pesagate.services")
 
 
 def daraja_config(settings: Settings) -> DarajaConfig:
@@ -58,7 +64,18 @@ class Services:
             RECONCILE_JOB: Reconciler(self.db, self.daraja, self.settings),
             RELEASE_JOB: ClearingReleaser(self.db),
             DELIVERY_JOB: self.deliverer,
+            PRUNE_JOB: Pruner(self.db),
         }
+
+    async def schedule_periodic_jobs(self) -> None:
+        """Jobs that reschedule themselves; one row each, whatever the number of workers.
+        A database that is down now must not keep the process from starting (readiness says
+        so); the next start schedules them."""
+        try:
+            async with self.db.transaction() as session:
+                await schedule(session, PRUNE_JOB, f"periodic:{PRUNE_JOB}", utc_now(), {})
+        except Exception:
+            log.exception("could not schedule periodic jobs")
 
     def worker(self) -> Worker:
         return Worker(

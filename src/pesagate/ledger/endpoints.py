@@ -4,9 +4,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
+from starlette.responses import Response
 
+from pesagate.db import Database
 from pesagate.dependencies import DbDep, JsonBody, PageDep
 from pesagate.errors import NotFound, ValidationFailed
+from pesagate.idempotency.dependency import Idempotent
 from pesagate.kit import ids
 from pesagate.kit.money import format_minor
 from pesagate.kit.pagination import paginated
@@ -15,7 +18,7 @@ from pesagate.ledger.schemas import IntraTransfer, WalletCreate
 from pesagate.ledger.service import open_wallet_account
 from pesagate.ledger.transfers import transfer
 from pesagate.ledger.views import transaction_json, wallet_json
-from pesagate.merchants.auth import SecretKeyAuth
+from pesagate.merchants.auth import Principal, SecretKeyAuth
 from pesagate.models import Wallet, WalletType
 from pesagate.payments.endpoints import body_schema, routes_on
 from pesagate.payments.schemas import validate_body
@@ -42,7 +45,15 @@ async def list_wallets(
     summary="Create a WORKING wallet (secret key)",
     openapi_extra=body_schema(WalletCreate),
 )
-async def create_wallet(principal: SecretKeyAuth, body: JsonBody, db: DbDep) -> dict[str, Any]:
+async def create_wallet(
+    principal: SecretKeyAuth, body: JsonBody, db: DbDep, gate: Idempotent
+) -> Response:
+    return await gate.run(principal, lambda: _create_wallet(principal, body, db))
+
+
+async def _create_wallet(
+    principal: Principal, body: dict[str, Any], db: Database
+) -> dict[str, Any]:
     request = validate_body(WalletCreate, body)
     async with db.transaction() as session:
         taken = await session.scalar(
@@ -117,7 +128,13 @@ async def all_transactions(
     openapi_extra=body_schema(IntraTransfer),
 )
 async def intra_transfer(
-    wallet_id: str, principal: SecretKeyAuth, body: JsonBody, db: DbDep
+    wallet_id: str, principal: SecretKeyAuth, body: JsonBody, db: DbDep, gate: Idempotent
+) -> Response:
+    return await gate.run(principal, lambda: _intra_transfer(wallet_id, principal, body, db))
+
+
+async def _intra_transfer(
+    wallet_id: str, principal: Principal, body: dict[str, Any], db: Database
 ) -> dict[str, Any]:
     request = validate_body(IntraTransfer, body)
     async with db.transaction() as session:

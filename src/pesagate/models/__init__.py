@@ -1,6 +1,7 @@
 """All tables. Importing this package registers every model on `Base.metadata`."""
 
 from pesagate.models.base import Base
+from pesagate.models.idempotency import IdempotencyKey, KeyState
 from pesagate.models.jobs import Job
 from pesagate.models.ledger import (
     AccountKind,
@@ -39,10 +40,12 @@ __all__ = [
     "EntryKind",
     "Environment",
     "EventStatus",
+    "IdempotencyKey",
     "Invoice",
     "InvoiceState",
     "Job",
     "KeyKind",
+    "KeyState",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerPosting",

@@ -10,9 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
+from starlette.responses import Response
 
 from pesagate.dependencies import DbDep, JsonBody, PageDep, SettingsDep
 from pesagate.errors import ValidationFailed
+from pesagate.idempotency.dependency import Idempotent
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.kit.money import format_minor
 from pesagate.kit.pagination import paginated
@@ -74,10 +76,20 @@ routes = routes_on(router)
     openapi_extra=body_schema(schemas.StkPushRequest),
 )
 async def stk_push(
-    principal: SecretKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep
-) -> dict[str, Any]:
-    invoice = await service.collect(db, daraja, settings, principal, body, schemas.StkPushRequest)
-    return session_json(invoice)
+    principal: SecretKeyAuth,
+    body: JsonBody,
+    db: DbDep,
+    settings: SettingsDep,
+    daraja: DarajaDep,
+    gate: Idempotent,
+) -> Response:
+    async def push() -> dict[str, Any]:
+        invoice = await service.collect(
+            db, daraja, settings, principal, body, schemas.StkPushRequest
+        )
+        return session_json(invoice)
+
+    return await gate.run(principal, push)
 
 
 @routes(
@@ -88,10 +100,20 @@ async def stk_push(
     openapi_extra=body_schema(schemas.CollectRequest),
 )
 async def collect(
-    principal: AnyKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep
-) -> dict[str, Any]:
-    invoice = await service.collect(db, daraja, settings, principal, body, schemas.CollectRequest)
-    return session_json(invoice)
+    principal: AnyKeyAuth,
+    body: JsonBody,
+    db: DbDep,
+    settings: SettingsDep,
+    daraja: DarajaDep,
+    gate: Idempotent,
+) -> Response:
+    async def push() -> dict[str, Any]:
+        invoice = await service.collect(
+            db, daraja, settings, principal, body, schemas.CollectRequest
+        )
+        return session_json(invoice)
+
+    return await gate.run(principal, push)
 
 
 @routes(

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from pesagate.dependencies import DbDep, JsonBody, PageDep, SettingsDep
 from pesagate.errors import ValidationFailed
+from pesagate.idempotency.dependency import Idempotent
 from pesagate.kit.pagination import paginated
 from pesagate.merchants.auth import SecretKeyAuth
 from pesagate.models import EventStatus, WebhookEndpoint, WebhookEvent
@@ -54,14 +55,17 @@ async def list_endpoints(
     openapi_extra=body_schema(EndpointCreate),
 )
 async def create_endpoint(
-    principal: SecretKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep
-) -> dict[str, Any]:
-    request = validate_body(EndpointCreate, body)
-    async with db.transaction() as session:
-        endpoint = await service.create_endpoint(
-            session, principal.business_pk, request, live=settings.env == "live"
-        )
-    return {**endpoint_json(endpoint), "signing_secret": endpoint.signing_secret}
+    principal: SecretKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep, gate: Idempotent
+) -> Response:
+    async def create() -> dict[str, Any]:
+        request = validate_body(EndpointCreate, body)
+        async with db.transaction() as session:
+            endpoint = await service.create_endpoint(
+                session, principal.business_pk, request, live=settings.env == "live"
+            )
+        return {**endpoint_json(endpoint), "signing_secret": endpoint.signing_secret}
+
+    return await gate.run(principal, create)
 
 
 @routes("GET", "/webhooks/events/", summary="The event log, newest first (secret key)")

@@ -1,0 +1,1 @@
+"""`Idempotency-Key` on every creating POST (SPEC section 7)."""

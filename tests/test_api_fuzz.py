@@ -1,0 +1,443 @@
+"""API fuzzing with schemathesis against a running gateway and its own `/openapi.json`.
+
+One bounded, deterministic campaign (module-scoped, SQLite) drives every documented operation
+with schemathesis-generated requests, positive and negative, authenticated with a real merchant
+secret key; a fuzzing dictionary of hostile values (unicode digits, huge integers, extreme
+datetimes, ...) and the ids of real resources are mixed into the generated values. A few
+deterministic probes add what generation cannot reach (no key, the public key, a wrong key,
+a non-JSON content type, a malformed or oversized body). The tests then assert on what the
+campaign saw: no 5xx, every status code documented, every body matching its documented schema.
+
+`PESAGATE_FUZZ_EXAMPLES` (default 25, per operation and generation mode) scales it up locally.
+"""
+
+import asyncio
+import copy
+import json
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import hypothesis
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from pesagate import migrate
+from pesagate.app import create_app
+from pesagate.config import Settings
+from pesagate.db import Database
+from pesagate.merchants.service import create_merchant
+from pesagate.models import Environment
+from pesagate.simulator import SimulatorSettings
+from tests.fixtures.servers import UvicornThread, bound_socket, wait_until
+
+EXAMPLES = int(os.environ.get("PESAGATE_FUZZ_EXAMPLES", "25"))
+EXCLUDED_PATHS = re.compile(r"^/sim(/|$)|^/metrics$")  # the mounted simulator; Prometheus text
+APPROVING_PHONE = "254712345678"  # any Safaricom number approves in the simulator
+
+# Values that broke or may break hand-written parsing: unicode digits that pass str.isdigit()
+# but not int(), integers past SQLite's 64 bits, datetimes at the edges of what Python can
+# represent once moved to UTC, odd JSON numbers, blanks, and the tariff / state / currency words.
+HOSTILE_VALUES: list[str | int | float] = [
+    "", " ", "0", "-1", "1", "²", "①", "١٢", "1e3", "10.005", "NaN", "Infinity",
+    "9223372036854775807", "99999999999999999999999",
+    "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2026-02-30T00:00:00Z",
+    "2026-01-01T00:00:00Z", "2026-01-01", "null", "true", "%", "../", "\u0000",
+    APPROVING_PHONE, "0712345678", "+254712345678", "254700000001",
+    "KES", "USD", "BUSINESS-PAYS", "CUSTOMER-PAYS", "M-PESA", "PENDING", "COMPLETE", "FAILED",
+    "http://127.0.0.1:9/hook", "http://[::1]:9/", "ftp://127.0.0.1/",
+    0, -1, 1, 10, 100, 10**6, 2**63, 10**30, 0.5, 10.005, 1e20,
+]
+
+CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance)
+
+
+# ---------------------------------------------------------------------------------------------
+# A running gateway with one merchant and a few real resources for the fuzzer to find.
+
+
+@dataclass
+class FuzzGateway:
+    url: str
+    secret_key: str
+    public_key: str
+    ids: dict[str, list[str]]  # parameter name -> real ids (ours, and another merchant's)
+
+    def client(self, **headers: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, trust_env=False)
+
+
+def _make_merchants(db_url: str) -> tuple[Any, Any]:
+    async def go() -> tuple[Any, Any]:
+        await migrate.upgrade(db_url)
+        db = Database(db_url)
+        try:
+            async with db.transaction() as session:
+                ours = await create_merchant(session, "Fuzz Shop", Environment.SANDBOX)
+                theirs = await create_merchant(session, "Other Shop", Environment.SANDBOX)
+            return ours, theirs
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def fuzz_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzGateway]:
+    db_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('api-fuzz') / 'pesagate.db'}"
+    ours, theirs = _make_merchants(db_url)
+    sock = bound_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = Settings(
+        database_url=db_url,
+        public_url=url,
+        stk_prompt_ttl_s=1.0,
+        reconcile_grace_s=0.3,
+        reconcile_max_s=5.0,
+        reconcile_backoff_s=0.2,
+        worker_poll_s=0.05,
+        webhook_timeout_s=1.0,
+        webhook_max_attempts=1,
+        webhook_backoff_s=0.0,
+    )
+    simulator = SimulatorSettings(delay_min_s=0, delay_max_s=0, prompt_ttl_s=1)
+    with UvicornThread(create_app(settings, simulator_settings=simulator), sock):
+        gateway = FuzzGateway(url, ours.keys.secret_key, ours.keys.public_key, {})
+        gateway.ids = _seed(gateway, ours, theirs)
+        yield gateway
+
+
+def _seed(gateway: FuzzGateway, ours: Any, theirs: Any) -> dict[str, list[str]]:
+    """A working wallet, a transfer, a COMPLETE invoice and a FAILED webhook event."""
+    dead = bound_socket()  # bound, never listening: deliveries are refused at once
+    dead_url = f"http://127.0.0.1:{dead.getsockname()[1]}/hook"
+    auth = {"Authorization": f"Bearer {gateway.secret_key}"}
+    with gateway.client(**auth) as api:
+
+        def ok(response: httpx.Response) -> Any:
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        wallet = ok(api.post("/api/v1/wallets/", json={"currency": "KES", "label": "fuzz"}))
+        webhook = ok(api.post("/api/v1/webhooks/", json={"endpoint": dead_url, "challenge": "c"}))
+        session = ok(
+            api.post("/api/v1/payment/mpesa-stk-push/",
+                     json={"phone_number": APPROVING_PHONE, "amount": 100, "api_ref": "fuzz"})
+        )
+        invoice_id = session["invoice"]["invoice_id"]
+        wait_until(
+            lambda: ok(api.post("/api/v1/payment/status/", json={"invoice_id": invoice_id}))[
+                "invoice"]["state"] == "COMPLETE",
+            what="the seed invoice to complete",
+        )
+        ok(api.post(f"/api/v1/wallets/{ours.settlement_wallet.wallet_id}/intra_transfer/",
+                    json={"wallet_id": wallet["wallet_id"], "amount": 10, "narrative": "fuzz"}))
+        events = wait_until(
+            lambda: ok(api.get("/api/v1/webhooks/events/", params={"status": "FAILED"}))["results"],
+            what="the seed webhook event to fail",
+        )
+    dead.close()
+    return {
+        "invoice_id": [invoice_id],
+        "wallet_id": [
+            ours.settlement_wallet.wallet_id, wallet["wallet_id"], theirs.settlement_wallet.wallet_id
+        ],
+        "webhook_id": [webhook["id"]],
+        "event_id": [event["id"] for event in events],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The document, and the schemathesis schema built from it.
+
+
+@pytest.fixture(scope="module")
+def openapi_doc(fuzz_gateway: FuzzGateway) -> dict[str, Any]:
+    with fuzz_gateway.client() as client:
+        response = client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    doc: dict[str, Any] = response.json()
+    return doc
+
+
+def dangling_refs(doc: dict[str, Any]) -> set[str]:
+    def resolves(ref: str) -> bool:
+        node: Any = doc
+        for part in ref.removeprefix("#/").split("/"):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    refs = set(re.findall(r'"\$ref":\s*"([^"]+)"', json.dumps(doc)))
+    return {ref for ref in refs if not ref.startswith("#/") or not resolves(ref)}
+
+
+def with_inline_defs_hoisted(doc: dict[str, Any]) -> dict[str, Any]:
+    """A copy whose request-body `$defs` are also in `components/schemas`, where their `$ref`s
+    point. Without it schemathesis cannot resolve those bodies and sends none at all, so the
+    bodies of stk-push, collection and the estimate would never be fuzzed. The broken original
+    is asserted on by `test_openapi_refs_resolve`; nothing else is changed."""
+    fixed = copy.deepcopy(doc)
+    components = fixed.setdefault("components", {}).setdefault("schemas", {})
+    for operations in fixed["paths"].values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                for name, definition in media.get("schema", {}).get("$defs", {}).items():
+                    components.setdefault(name, definition)
+    return fixed
+
+
+def schemathesis_config(gateway: FuzzGateway, doc: dict[str, Any]) -> SchemathesisConfig:
+    """Every query parameter and top-level body field draws, with some probability, from the
+    hostile dictionary instead (id-like ones from the real ids): schemathesis' type-wide
+    dictionaries skip the `anyOf: [string, null]` parameters FastAPI documents, so each is
+    bound by name."""
+    ids = sorted({value for values in gateway.ids.values() for value in values})
+    bindings: dict[str, dict[str, Any]] = {}
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            names = [(p["in"], p["name"]) for p in operation.get("parameters", [])]
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                names += [("body", name) for name in media.get("schema", {}).get("properties", {})]
+            for location, name in names:
+                real = name in gateway.ids or (location == "body" and name.endswith("_id"))
+                bindings[f"{location}.{name}"] = (
+                    {"dictionary": "real_ids", "probability": 0.5}
+                    if real
+                    else {"dictionary": "hostile", "probability": 0.3}
+                )
+    return SchemathesisConfig.from_dict(
+        {
+            "base-url": gateway.url,
+            "headers": {"Authorization": f"Bearer {gateway.secret_key}"},
+            "dictionaries": {"hostile": {"values": HOSTILE_VALUES}, "real_ids": {"values": ids}},
+            "generation": {"max-examples": EXAMPLES, "deterministic": True, "database": "none"},
+            "parameters": bindings,
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The campaign: every example of every operation runs (nothing stops at the first failure), and
+# every check's verdict is kept, so each test below can report everything it is about at once.
+
+
+@dataclass
+class Finding:
+    operation: str
+    check: str
+    status: int | None
+    title: str
+    message: str
+    curl: str
+    count: int = 1
+
+
+@dataclass
+class Campaign:
+    requests: int = 0
+    statuses: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    declared: dict[str, set[str]] = field(default_factory=dict)
+    findings: dict[tuple[str, str, int | None, str], Finding] = field(default_factory=dict)
+
+    def record(self, operation: str, check: str, status: int | None, failure: Failure | str,
+               curl: str) -> None:
+        title = failure if isinstance(failure, str) else failure.title
+        message = failure if isinstance(failure, str) else str(failure.message)
+        key = (operation, check, status, title)
+        if key in self.findings:
+            self.findings[key].count += 1
+        else:
+            self.findings[key] = Finding(operation, check, status, title, message, curl)
+
+    def of(self, *checks: str) -> list[Finding]:
+        return [finding for finding in self.findings.values() if finding.check in checks]
+
+
+def run_case(campaign: Campaign, case: Any, **call: Any) -> None:
+    label = case.operation.label
+    campaign.requests += 1
+    curl = case.as_curl_command(headers=call.get("headers"))
+    try:
+        response = case.call(**call)
+    except requests.RequestException as exc:  # a dropped connection is a server error too
+        campaign.record(label, "not_a_server_error", None, f"{type(exc).__name__}: {exc}", curl)
+        return
+    campaign.statuses[label].add(response.status_code)
+    for check in CHECKS:
+        try:
+            case.validate_response(response, checks=[check], headers=call.get("headers"))
+        except FailureGroup as group:
+            for failure in group.exceptions:
+                campaign.record(label, check.__name__, response.status_code, failure, curl)
+        except Failure as failure:
+            campaign.record(label, check.__name__, response.status_code, failure, curl)
+
+
+def fuzz(campaign: Campaign, operation: Any) -> None:
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @hypothesis.settings(
+            max_examples=EXAMPLES,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        def one(case: Any) -> None:
+            run_case(campaign, case)
+
+        try:
+            one()
+        except hypothesis.errors.Unsatisfiable:
+            pass  # nothing to negate: an operation without parameters or body
+
+
+def happy_paths(ids: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """One valid request per body-taking operation, so that 200 answers are checked too:
+    random bodies almost never get past validation."""
+    settlement, working = ids["wallet_id"][:2]
+    push = {"phone_number": APPROVING_PHONE, "amount": 10}
+    return {
+        "POST /api/v1/payment/mpesa-stk-push/": {"body": push},
+        "POST /api/v1/payment/collection/": {"body": {**push, "method": "M-PESA"}},
+        "POST /api/v1/payment/status/": {"body": {"invoice_id": ids["invoice_id"][0]}},
+        "POST /api/v1/payment/get_amount_estimate/": {"body": {"amount": 100}},
+        "POST /api/v1/wallets/": {"body": {"currency": "KES", "label": "probe"}},
+        "POST /api/v1/wallets/{wallet_id}/intra_transfer/": {
+            "path_parameters": {"wallet_id": settlement},
+            "body": {"wallet_id": working, "amount": 1, "narrative": "probe"},
+        },
+        "POST /api/v1/webhooks/": {"body": {"endpoint": "http://127.0.0.1:9/", "challenge": "c"}},
+        "PATCH /api/v1/webhooks/{webhook_id}/": {"body": {"is_active": True}},
+    }
+
+
+def probe(campaign: Campaign, operation: Any, gateway: FuzzGateway) -> None:
+    """What generation never sends: other credentials, other content types, odd bodies, and
+    one valid request."""
+    path_parameters = {
+        name: gateway.ids.get(name, ["x"])[0] for name in re.findall(r"{(\w+)}", operation.path)
+    }
+    has_body = "requestBody" in operation.definition.raw
+
+    def send(headers: dict[str, str], **case_kwargs: Any) -> None:
+        kwargs = {"path_parameters": path_parameters, **case_kwargs}
+        if has_body and "body" not in kwargs:
+            kwargs["body"] = {}
+        if "body" in kwargs:
+            kwargs.setdefault("media_type", "application/json")
+        run_case(campaign, operation.Case(**kwargs), headers=headers)
+
+    secret = {"Authorization": f"Bearer {gateway.secret_key}"}  # config headers skip Case()
+    send({"Authorization": ""})  # no key at all
+    send({"Authorization": "Bearer ISSecretKey_test_not-a-real-key"})
+    send({"Authorization": "", "X-KULMI-PUBLIC-API-KEY": gateway.public_key})
+    send({"Authorization": "Bearer ISSecretKey_live_not-a-real-key"})  # wrong environment
+    if has_body:
+        send(secret, body="a=1", media_type="application/x-www-form-urlencoded")
+        send(secret, body=b"{not json")
+        send(secret, body=[1, 2])
+        send(secret, body={"x": "y" * 70_000})  # over the 64 KiB limit
+    if happy := happy_paths(gateway.ids).get(operation.label):
+        send(secret, **{"path_parameters": path_parameters, **happy})
+
+
+@pytest.fixture(scope="module")
+def campaign(fuzz_gateway: FuzzGateway, openapi_doc: dict[str, Any]) -> Campaign:
+    config = schemathesis_config(fuzz_gateway, openapi_doc)
+    schema = schemathesis.openapi.from_dict(with_inline_defs_hoisted(openapi_doc), config=config)
+    result = Campaign()
+    for item in schema.get_all_operations():
+        operation = item.ok()
+        if EXCLUDED_PATHS.match(operation.path):
+            continue
+        result.declared[operation.label] = set(operation.definition.raw["responses"])
+        fuzz(result, operation)
+        probe(result, operation, fuzz_gateway)
+    assert result.requests > 0
+    return result
+
+
+def report(findings: list[Finding]) -> str:
+    lines = []
+    for finding in sorted(findings, key=lambda f: (f.operation, f.check, f.status or 0)):
+        lines.append(
+            f"\n- {finding.operation}: {finding.check}, status {finding.status}, "
+            f"{finding.count}x: {finding.title}\n    {finding.message.strip()[:400]}\n"
+            f"    e.g. {finding.curl}"
+        )
+    return "".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The assertions.
+
+
+def test_openapi_refs_resolve(openapi_doc: dict[str, Any]) -> None:
+    # KNOWN SERVER BUG (fails today): payments/endpoints.py `body_schema()` renders request
+    # bodies with ref_template "#/components/schemas/{model}" but leaves the definitions inline
+    # in `$defs`, so `#/components/schemas/Tariff` (stk-push, collection, estimate) dangles.
+    assert dangling_refs(openapi_doc) == set()
+
+
+def test_no_server_errors(campaign: Campaign) -> None:
+    # KNOWN SERVER BUGS (fail today), see the report: pagination with unicode digits or huge
+    # page numbers, and created_before/created_after past year 9999 once moved to UTC.
+    errors = campaign.of("not_a_server_error")
+    assert not errors, f"{len(errors)} kinds of 5xx in {campaign.requests} requests:" + report(
+        errors
+    )
+
+
+def test_status_codes_are_documented(campaign: Campaign) -> None:
+    # KNOWN DOCUMENTATION GAP (fails today): FastAPI declares only 200 (and 422, which the API
+    # never returns: validation errors are 400); the message lists, per operation, every status
+    # the campaign saw and the ones not declared.
+    undeclared = {
+        label: sorted(code for code in codes if str(code) not in campaign.declared[label])
+        for label, codes in sorted(campaign.statuses.items())
+    }
+    undeclared = {label: codes for label, codes in undeclared.items() if codes}
+    summary = "".join(
+        f"\n- {label}: saw {sorted(campaign.statuses[label])}, "
+        f"declared {sorted(campaign.declared[label])}, undeclared {codes}"
+        for label, codes in undeclared.items()
+    )
+    assert not undeclared, "undocumented status codes:" + summary
+
+
+def test_responses_match_their_schema(campaign: Campaign) -> None:
+    # KNOWN SERVER BUG (fails today): kit/jsonutil.py JSONBytesResponse subclasses Response,
+    # not JSONResponse, so FastAPI documents every /api/v1 200 body as {"type": "string"}.
+    # Bodies of undeclared status codes are not checked here (there is no schema to check them
+    # against); declaring them makes this test check them too.
+    mismatches = campaign.of("response_schema_conformance", "content_type_conformance")
+    assert not mismatches, f"{len(mismatches)} kinds of mismatch:" + report(mismatches)
+
+
+def test_every_operation_was_exercised(campaign: Campaign) -> None:
+    """Guards the campaign itself: each operation answered, and at least one answered 200
+    (otherwise the seed data or the dictionaries no longer reach the code behind validation)."""
+    silent = [label for label in campaign.declared if not campaign.statuses.get(label)]
+    assert not silent
+    assert any(200 in codes or 204 in codes for codes in campaign.statuses.values())
