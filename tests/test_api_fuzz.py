@@ -14,8 +14,11 @@ campaign saw: no 5xx, every status code documented, every body matching its docu
 import asyncio
 import copy
 import json
+import logging
 import os
 import re
+import sys
+import traceback
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -257,9 +260,11 @@ class Campaign:
     declared: dict[str, set[str]] = field(default_factory=dict)
     findings: dict[tuple[str, str, int | None, str], Finding] = field(default_factory=dict)
 
+    tracebacks: "ServerErrorLog" = field(default_factory=lambda: ServerErrorLog())
+
     def record(self, operation: str, check: str, status: int | None, failure: Failure | str,
-               curl: str) -> None:
-        title = failure if isinstance(failure, str) else failure.title
+               curl: str, title: str | None = None) -> None:
+        title = title or (failure if isinstance(failure, str) else failure.title)
         message = failure if isinstance(failure, str) else str(failure.message)
         key = (operation, check, status, title)
         if key in self.findings:
@@ -269,6 +274,37 @@ class Campaign:
 
     def of(self, *checks: str) -> list[Finding]:
         return [finding for finding in self.findings.values() if finding.check in checks]
+
+
+class ServerErrorLog(logging.Handler):
+    """Keeps, per request id, where each unhandled exception was raised. The gateway runs in
+    this process: http.py logs it with `log.exception`, inside its `except` block."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.causes: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = record.msg if isinstance(record.msg, dict) else {}
+        exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+        if exc is not None and event.get("request_id"):
+            self.causes[event["request_id"]] = describe(exc)
+
+    def cause(self, request_id: str) -> str | None:
+        return self.causes.get(request_id)
+
+
+def describe(exc: BaseException) -> str:
+    """`ValueError at pesagate/kit/pagination.py:33: invalid literal ...` (innermost own frame)."""
+    root = exc
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    where = "?"
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if "/pesagate/" in filename:
+            where = f"pesagate/{filename.rsplit('/pesagate/', 1)[1]}:{line}"
+    return f"{type(root).__name__} at {where}: {str(root)[:120]}"
 
 
 def run_case(campaign: Campaign, case: Any, **call: Any) -> None:
@@ -281,14 +317,20 @@ def run_case(campaign: Campaign, case: Any, **call: Any) -> None:
         campaign.record(label, "not_a_server_error", None, f"{type(exc).__name__}: {exc}", curl)
         return
     campaign.statuses[label].add(response.status_code)
+    # A 500 says nothing about its cause: tell them apart by the server's own traceback.
+    request_ids = {k.lower(): v for k, v in response.headers.items()}.get("x-request-id", [""])
+    cause = campaign.tracebacks.cause(request_ids[0])
     for check in CHECKS:
+        failures: list[Failure] = []
         try:
             case.validate_response(response, checks=[check], headers=call.get("headers"))
         except FailureGroup as group:
-            for failure in group.exceptions:
-                campaign.record(label, check.__name__, response.status_code, failure, curl)
+            failures = list(group.exceptions)
         except Failure as failure:
-            campaign.record(label, check.__name__, response.status_code, failure, curl)
+            failures = [failure]
+        for failure in failures:
+            title = cause if check is not_a_server_error else None
+            campaign.record(label, check.__name__, response.status_code, failure, curl, title)
 
 
 def fuzz(campaign: Campaign, operation: Any) -> None:
@@ -367,13 +409,17 @@ def campaign(fuzz_gateway: FuzzGateway, openapi_doc: dict[str, Any]) -> Campaign
     config = schemathesis_config(fuzz_gateway, openapi_doc)
     schema = schemathesis.openapi.from_dict(with_inline_defs_hoisted(openapi_doc), config=config)
     result = Campaign()
-    for item in schema.get_all_operations():
-        operation = item.ok()
-        if EXCLUDED_PATHS.match(operation.path):
-            continue
-        result.declared[operation.label] = set(operation.definition.raw["responses"])
-        fuzz(result, operation)
-        probe(result, operation, fuzz_gateway)
+    logging.getLogger("pesagate").addHandler(result.tracebacks)
+    try:
+        for item in schema.get_all_operations():
+            operation = item.ok()
+            if EXCLUDED_PATHS.match(operation.path):
+                continue
+            result.declared[operation.label] = set(operation.definition.raw["responses"])
+            fuzz(result, operation)
+            probe(result, operation, fuzz_gateway)
+    finally:
+        logging.getLogger("pesagate").removeHandler(result.tracebacks)
     assert result.requests > 0
     return result
 

@@ -7,7 +7,8 @@ no configuration. Live mode fails closed: it refuses to start on missing or plac
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from limits import parse
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pesagate.kit.logs import LogFormat
@@ -71,6 +72,13 @@ class Settings(LogSettings):
     # Worker
     worker_poll_s: float = Field(0.5, gt=0)
     worker_lease_s: float = Field(60.0, gt=0)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str | None) -> str | None:
+        if value:
+            parse(value)  # raises ValueError for anything but "N/second", "N per minute", ...
+        return value or None
 
     @property
     def simulator_enabled(self) -> bool:

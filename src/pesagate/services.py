@@ -15,6 +15,7 @@ from pesagate.kit.clock import utc_now
 from pesagate.ledger.service import RELEASE_JOB
 from pesagate.ledger.tasks import ClearingReleaser
 from pesagate.merchants.auth import KeyCache
+from pesagate.merchants.ratelimit import RateLimiter
 from pesagate.mpesa.client import DarajaClient, DarajaConfig
 from pesagate.payments.service import RECONCILE_JOB
 from pesagate.payments.tasks import Reconciler
@@ -46,6 +47,7 @@ class Services:
     http: httpx.AsyncClient
     daraja: DarajaClient
     deliverer: Deliverer
+    rate_limiter: RateLimiter
     key_cache: KeyCache = field(default_factory=KeyCache)
 
     @classmethod
@@ -57,7 +59,8 @@ class Services:
             trust_env=False,
         )
         daraja = DarajaClient(daraja_config(settings), http)
-        return cls(settings, db, http, daraja, Deliverer(db, settings))
+        limiter = RateLimiter(settings.rate_limit, settings.redis_url)
+        return cls(settings, db, http, daraja, Deliverer(db, settings), limiter)
 
     def job_handlers(self) -> dict[str, Handler]:
         return {

@@ -108,6 +108,11 @@ async def _authenticate(
     raise NotAuthenticated()
 
 
+async def _limited(request: Request, principal: Principal) -> Principal:
+    await request.app.state.services.rate_limiter.check(principal.key_lookup)
+    return principal
+
+
 async def secret_key_auth(
     request: Request, db: DbDep, settings: SettingsDep, body: JsonBody
 ) -> Principal:
@@ -115,14 +120,15 @@ async def secret_key_auth(
     principal = await _authenticate(request, db, Environment(settings.env), body.get("public_key"))
     if principal.via is not KeyKind.SECRET:
         raise PermissionDenied()
-    return principal
+    return await _limited(request, principal)
 
 
 async def any_key_auth(
     request: Request, db: DbDep, settings: SettingsDep, body: JsonBody
 ) -> Principal:
     """Endpoints open to client-side callers: the secret key, or the public key."""
-    return await _authenticate(request, db, Environment(settings.env), body.get("public_key"))
+    principal = await _authenticate(request, db, Environment(settings.env), body.get("public_key"))
+    return await _limited(request, principal)
 
 
 SecretKeyAuth = Annotated[Principal, Depends(secret_key_auth)]
