@@ -4,6 +4,7 @@ In sandbox every Daraja setting defaults to the embedded simulator's, so the gat
 no configuration. Live mode fails closed: it refuses to start on missing or placeholder values.
 """
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -58,6 +59,12 @@ class Settings(LogSettings):
     reconcile_max_s: float = Field(600.0, gt=0)
     reconcile_backoff_s: float = Field(5.0, gt=0, description="first re-query delay; doubles")
 
+    # Callback hardening (SPEC section 5)
+    callback_allowed_ips: str | None = Field(
+        None, description="comma-separated CIDRs that may post callbacks; unset: any"
+    )
+    confirm_callbacks: bool = Field(False, description="confirm successes by STK query")
+
     # Webhooks (SPEC section 6)
     webhook_timeout_s: float = Field(10.0, gt=0)
     webhook_max_attempts: int = Field(5, ge=1)
@@ -79,6 +86,19 @@ class Settings(LogSettings):
         if value:
             parse(value)  # raises ValueError for anything but "N/second", "N per minute", ...
         return value or None
+
+    @field_validator("callback_allowed_ips")
+    @classmethod
+    def _networks_parse(cls, value: str | None) -> str | None:
+        for cidr in (value or "").split(","):
+            if cidr.strip():
+                ip_network(cidr.strip(), strict=False)  # ValueError on a typo
+        return value or None
+
+    @property
+    def callback_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        cidrs = (self.callback_allowed_ips or "").split(",")
+        return tuple(ip_network(cidr.strip(), strict=False) for cidr in cidrs if cidr.strip())
 
     @property
     def simulator_enabled(self) -> bool:

@@ -25,6 +25,8 @@ class CallbackOutcome(StrEnum):
     MISMATCH = "MISMATCH"  # a success whose amount or phone disagrees: left for reconciliation
     UNKNOWN_TOKEN = "UNKNOWN_TOKEN"  # no invoice has this token
     UNPARSEABLE = "UNPARSEABLE"  # not a Daraja callback body
+    FORBIDDEN_SOURCE = "FORBIDDEN_SOURCE"  # from outside PESAGATE_CALLBACK_ALLOWED_IPS
+    AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION"  # a success to confirm by STK query first
 
 
 class Customer(Timestamps, Base):
@@ -103,6 +105,6 @@ class MpesaCallback(Base):
     body_sha256: Mapped[str] = mapped_column(String(64))
     raw_body: Mapped[str] = mapped_column(Text)
     source_ip: Mapped[str | None] = mapped_column(String(64), default=None)
-    outcome: Mapped[CallbackOutcome] = mapped_column(String(16))
+    outcome: Mapped[CallbackOutcome] = mapped_column(String(24))
     note: Mapped[str | None] = mapped_column(String(300), default=None)
     received_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -4,9 +4,10 @@ identifies the invoice (see payments/callbacks.py). Answers fast, also for dupli
 from fastapi import APIRouter, Request
 
 from pesagate import metrics
-from pesagate.dependencies import DbDep
+from pesagate.dependencies import DbDep, SettingsDep
 from pesagate.kit.jsonutil import JSONBytesResponse
-from pesagate.payments.callbacks import receive_callback
+from pesagate.models import CallbackOutcome
+from pesagate.payments.callbacks import Hardening, receive_callback
 
 router = APIRouter(tags=["Daraja callbacks"])
 
@@ -14,8 +15,13 @@ ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 
 
 @router.post("/callbacks/stk/{token}", summary="Daraja STK result callback")
-async def stk_callback(token: str, request: Request, db: DbDep) -> JSONBytesResponse:
+async def stk_callback(
+    token: str, request: Request, db: DbDep, settings: SettingsDep
+) -> JSONBytesResponse:
     source_ip = request.client.host if request.client else None
-    outcome = await receive_callback(db, token, await request.body(), source_ip)
+    hardening = Hardening(settings.callback_networks, settings.confirm_callbacks)
+    outcome = await receive_callback(db, token, await request.body(), source_ip, hardening)
     metrics.CALLBACKS.labels(outcome.value).inc()
+    if outcome == CallbackOutcome.FORBIDDEN_SOURCE:
+        return JSONBytesResponse({"detail": "Callbacks are not accepted from here."}, 403)
     return JSONBytesResponse(ACCEPTED)

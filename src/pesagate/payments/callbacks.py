@@ -8,6 +8,7 @@ or it is recorded and left for reconciliation to settle with an STK query.
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 import orjson
@@ -16,9 +17,12 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate.db import Database
+from pesagate.kit.clock import utc_now
 from pesagate.models import CallbackOutcome, Invoice, InvoiceState, MpesaCallback
 from pesagate.mpesa.protocol import ResultCode, result_description
 from pesagate.payments import state
+from pesagate.payments.state import RECONCILE_JOB
+from pesagate.worker.jobs import schedule
 
 log = structlog.get_logger("pesagate.callbacks")
 
@@ -86,14 +90,39 @@ def _describe(code: str) -> str:
     return result_description(int(code)) if code.isdigit() else "The transaction failed."
 
 
+@dataclass(frozen=True, slots=True)
+class Hardening:
+    """SPEC section 5's optional callback hardening."""
+
+    allowed_networks: tuple[IPv4Network | IPv6Network, ...] = ()  # empty: any source
+    confirm_successes: bool = False  # confirm a success with an STK query before crediting
+
+    def source_allowed(self, source_ip: str | None) -> bool:
+        if not self.allowed_networks:
+            return True
+        try:
+            address = ip_address(source_ip or "")
+        except ValueError:
+            return False
+        return any(address in network for network in self.allowed_networks)
+
+
 async def receive_callback(
-    db: Database, token: str, raw: bytes, source_ip: str | None
+    db: Database,
+    token: str,
+    raw: bytes,
+    source_ip: str | None,
+    hardening: Hardening = Hardening(),
 ) -> CallbackOutcome:
     parsed = parse_callback(raw)
     body_sha = hashlib.sha256(raw).hexdigest()
     async with db.transaction() as session:
         invoice = await state.lock_invoice(session, callback_token=token)
-        outcome, note = await _apply(session, invoice, parsed, body_sha)
+        note: str | None
+        if not hardening.source_allowed(source_ip):
+            outcome, note = CallbackOutcome.FORBIDDEN_SOURCE, f"source {source_ip} not allowed"
+        else:
+            outcome, note = await _apply(session, invoice, parsed, body_sha, hardening)
         session.add(
             MpesaCallback(
                 invoice_id=invoice.id if invoice else None,
@@ -118,7 +147,11 @@ async def receive_callback(
 
 
 async def _apply(
-    session: AsyncSession, invoice: Invoice | None, parsed: ParsedCallback | None, body_sha: str
+    session: AsyncSession,
+    invoice: Invoice | None,
+    parsed: ParsedCallback | None,
+    body_sha: str,
+    hardening: Hardening,
 ) -> tuple[CallbackOutcome, str | None]:
     if invoice is None:
         return CallbackOutcome.UNKNOWN_TOKEN, None
@@ -135,12 +168,41 @@ async def _apply(
     invoice.checkout_request_id = invoice.checkout_request_id or parsed.checkout_request_id
     invoice.merchant_request_id = invoice.merchant_request_id or parsed.merchant_request_id
     if parsed.result_code == str(ResultCode.SUCCESS):
+        if hardening.confirm_successes and invoice.state != InvoiceState.COMPLETE:
+            await confirm_by_query(session, invoice)
+            return CallbackOutcome.AWAITING_CONFIRMATION, None
         changed = await state.complete(session, invoice, parsed.receipt)
     elif parsed.result_code == str(ResultCode.STILL_PROCESSING):
         changed = False  # not a result
     else:
         changed = await state.fail(session, invoice, parsed.result_code, parsed.result_desc)
     return (CallbackOutcome.APPLIED if changed else CallbackOutcome.IGNORED), None
+
+
+async def confirm_by_query(session: AsyncSession, invoice: Invoice) -> None:
+    """Ask reconciliation to query now; it completes the invoice only if M-Pesa agrees."""
+    await schedule(
+        session,
+        RECONCILE_JOB,
+        state.reconcile_job_key(invoice.id),
+        utc_now(),
+        {"invoice_pk": invoice.id},
+    )
+
+
+async def confirmed_receipt(session: AsyncSession, invoice_pk: int) -> str | None:
+    """The receipt of a success callback that waited for confirmation, if any."""
+    raw = await session.scalar(
+        select(MpesaCallback.raw_body)
+        .where(
+            MpesaCallback.invoice_id == invoice_pk,
+            MpesaCallback.outcome == CallbackOutcome.AWAITING_CONFIRMATION,
+        )
+        .order_by(MpesaCallback.id.desc())
+        .limit(1)
+    )
+    parsed = parse_callback(raw.encode()) if raw else None
+    return parsed.receipt if parsed else None
 
 
 async def _seen_before(session: AsyncSession, invoice_pk: int, body_sha: str) -> bool:

@@ -42,7 +42,7 @@ from pesagate.worker.jobs import schedule
 
 log = structlog.get_logger("pesagate.payments")
 
-RECONCILE_JOB = "reconcile_invoice"
+RECONCILE_JOB = state.RECONCILE_JOB
 
 
 async def create_invoice(

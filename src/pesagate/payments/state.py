@@ -27,6 +27,7 @@ ALLOWED: dict[InvoiceState, frozenset[InvoiceState]] = {
 }
 
 NO_RESULT_CODE = "NO_RESULT"
+RECONCILE_JOB = "reconcile_invoice"
 
 
 def reconcile_job_key(invoice_pk: int) -> str:

@@ -13,6 +13,7 @@ from pesagate.kit.clock import utc_now
 from pesagate.models import Invoice, InvoiceState
 from pesagate.mpesa.client import DarajaClient, QueryFinal
 from pesagate.payments import state
+from pesagate.payments.callbacks import confirmed_receipt
 from pesagate.worker.runner import ClaimedJob, RunAgainAt
 
 log = structlog.get_logger("pesagate.reconcile")
@@ -56,7 +57,9 @@ class Reconciler:
             invoice = await state.lock_invoice(session, id=invoice_pk)
             assert invoice is not None
             if answer.result_code == "0":
-                changed = await state.complete(session, invoice, receipt=None)
+                # A query carries no receipt; a success callback held for confirmation does.
+                receipt = await confirmed_receipt(session, invoice_pk)
+                changed = await state.complete(session, invoice, receipt)
             else:
                 changed = await state.fail(session, invoice, answer.result_code, answer.result_desc)
         log.info(
