@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
-from pesagate import __version__, metrics
+from pesagate import __version__, metrics, openapi
 from pesagate.config import Settings
 from pesagate.db import ping
-from pesagate.http import BodyLimitMiddleware, RequestContextMiddleware, install_error_handlers
+from pesagate.http import InputGuardMiddleware, RequestContextMiddleware, install_error_handlers
 from pesagate.kit.asgi import TransportAwareFastAPI
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.ledger import endpoints as ledger_endpoints
@@ -69,7 +69,8 @@ def create_app(
     app.state.db = services.db
     app.state.key_cache = services.key_cache
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware)
+    openapi.install(app)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(payment_endpoints.router, tags=["Payments"])
     app.include_router(ledger_endpoints.router, tags=["Wallets"])
@@ -94,7 +95,12 @@ def _add_operational_routes(app: FastAPI, services: Services) -> None:
             return JSONBytesResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
         return JSONBytesResponse({"status": "ok"})
 
-    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["Operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+    )
     async def prometheus() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)

@@ -24,9 +24,13 @@ def get_settings(request: Request) -> Settings:
 async def get_json_body(request: Request) -> dict[str, Any]:
     """The request's JSON object. An empty body is `{}`; anything else that is not a JSON
     object is a 400 (or 415 for another content type), never a 500."""
+    if request.method in ("GET", "HEAD", "DELETE"):
+        return {}  # bodies of these are ignored, never parsed
     raw = await request.body()
     if not raw.strip():
         return {}
+    if b"\\u0000" in raw or b"\x00" in raw:
+        raise BadRequest("NUL characters are not allowed.")
     content_type = request.headers.get("content-type", "")
     if "json" not in content_type.split(";")[0].lower():
         raise UnsupportedMediaType(content_type.split(";")[0] or "none")

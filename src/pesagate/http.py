@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pesagate import metrics
-from pesagate.errors import ApiError, PayloadTooLarge
+from pesagate.errors import ApiError, BadRequest, PayloadTooLarge
 from pesagate.kit.jsonutil import JSONBytesResponse
 
 log = structlog.get_logger("pesagate.http")
@@ -94,8 +94,9 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-class BodyLimitMiddleware:
-    """413 for bodies over 64 KiB, whether declared up front or streamed."""
+class InputGuardMiddleware:
+    """413 for bodies over 64 KiB, whether declared up front or streamed; 400 for NUL
+    characters in the path or query (PostgreSQL cannot store them, SQLite truncates)."""
 
     def __init__(self, app: ASGIApp, limit: int = BODY_LIMIT_BYTES) -> None:
         self.app = app
@@ -104,6 +105,9 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            await _send_error(scope, receive, send, BadRequest("NUL characters are not allowed."))
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:

@@ -3,7 +3,7 @@
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 
 def dumps(value: Any) -> str:
@@ -14,10 +14,8 @@ def loads(text: str | bytes) -> Any:
     return orjson.loads(text)
 
 
-class JSONBytesResponse(Response):
+class JSONBytesResponse(JSONResponse):
     """A JSON response rendered by orjson (for handlers that build their own bodies)."""
-
-    media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)

@@ -9,6 +9,7 @@ from pesagate.errors import NotFound, ValidationFailed
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 500
+PAGE_MAX = 1_000_000  # far past any real list; keeps offsets well inside 64 bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +31,9 @@ def parse_page(page: str | None, page_size: str | None) -> Page:
 def _positive(raw: str | None, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValidationFailed.field(name, "A valid positive integer is required.")
+    # isdigit() alone accepts "²" and "①", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= PAGE_MAX:
+        raise ValidationFailed.field(name, f"Enter a whole number from 1 to {PAGE_MAX}.")
     return int(raw)
 
 

@@ -43,7 +43,7 @@ async def list_wallets(
     "POST",
     "/wallets/",
     summary="Create a WORKING wallet (secret key)",
-    openapi_extra=body_schema(WalletCreate),
+    openapi_extra=body_schema(WalletCreate, idempotent=True),
 )
 async def create_wallet(
     principal: SecretKeyAuth, body: JsonBody, db: DbDep, gate: Idempotent
@@ -125,7 +125,7 @@ async def all_transactions(
     "POST",
     "/wallets/{wallet_id}/intra_transfer/",
     summary="Move money between two of your wallets (secret key)",
-    openapi_extra=body_schema(IntraTransfer),
+    openapi_extra=body_schema(IntraTransfer, idempotent=True),
 )
 async def intra_transfer(
     wallet_id: str, principal: SecretKeyAuth, body: JsonBody, db: DbDep, gate: Idempotent

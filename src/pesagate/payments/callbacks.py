@@ -76,7 +76,7 @@ def _metadata(metadata: Any) -> dict[str, Any]:
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, (dict, list)):
         return None
-    return str(value).strip() or None
+    return str(value).replace("\x00", "").strip() or None
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -130,7 +130,10 @@ async def receive_callback(
                 checkout_request_id=parsed.checkout_request_id if parsed else None,
                 result_code=parsed.result_code[:32] if parsed else None,
                 body_sha256=body_sha,
-                raw_body=raw[:RAW_BODY_MAX].decode("utf-8", errors="replace"),
+                # PostgreSQL text cannot hold NUL; keep everything else as it came.
+                raw_body=raw[:RAW_BODY_MAX]
+                .decode("utf-8", errors="replace")
+                .replace("\x00", "\ufffd"),
                 source_ip=source_ip,
                 outcome=outcome,
                 note=note,

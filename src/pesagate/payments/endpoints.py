@@ -5,7 +5,7 @@ reference docs are served too.
 """
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -21,6 +21,7 @@ from pesagate.kit.pagination import paginated
 from pesagate.merchants.auth import AnyKeyAuth, SecretKeyAuth
 from pesagate.models import Invoice, InvoiceState
 from pesagate.mpesa.client import DarajaClient
+from pesagate.openapi import IDEMPOTENCY_PARAMETER
 from pesagate.payments import schemas, service
 from pesagate.payments.fees import effective_tariff, quote
 from pesagate.payments.views import invoice_json, session_json, status_json
@@ -41,6 +42,8 @@ def routes_on(router: APIRouter) -> Callable[..., Callable[[Callable[..., Any]],
     slash; only the first path appears in the OpenAPI schema."""
 
     def routes(method: str, *paths: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        kwargs.setdefault("response_class", JSONBytesResponse)
+
         def register(handler: Callable[..., Any]) -> Any:
             for index, path in enumerate(paths):
                 for variant in (path, path.rstrip("/")):
@@ -49,7 +52,6 @@ def routes_on(router: APIRouter) -> Callable[..., Callable[[Callable[..., Any]],
                         handler,
                         methods=[method],
                         include_in_schema=index == 0 and variant == path,
-                        response_class=JSONBytesResponse,
                         **kwargs,
                     )
             return handler
@@ -59,10 +61,16 @@ def routes_on(router: APIRouter) -> Callable[..., Callable[[Callable[..., Any]],
     return routes
 
 
-def body_schema(model: type[Any]) -> dict[str, Any]:
-    """OpenAPI for a body that is validated by hand (with context) rather than by FastAPI."""
+def body_schema(model: type[Any], *, idempotent: bool = False) -> dict[str, Any]:
+    """OpenAPI for a body that is validated by hand (with context) rather than by FastAPI;
+    `idempotent`: the route takes an Idempotency-Key."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    extra: dict[str, Any] = {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
+    }
+    if idempotent:
+        extra["parameters"] = [IDEMPOTENCY_PARAMETER]
+    return extra
 
 
 routes = routes_on(router)
@@ -73,7 +81,7 @@ routes = routes_on(router)
     "/payment/mpesa-stk-push/",
     "/payment/collection/stk-push/",
     summary="Send an M-Pesa STK push (secret key)",
-    openapi_extra=body_schema(schemas.StkPushRequest),
+    openapi_extra=body_schema(schemas.StkPushRequest, idempotent=True),
 )
 async def stk_push(
     principal: SecretKeyAuth,
@@ -97,7 +105,7 @@ async def stk_push(
     "/payment/collection/",
     "/collect/",
     summary="Collect a payment: M-PESA via STK push (secret or public key)",
-    openapi_extra=body_schema(schemas.CollectRequest),
+    openapi_extra=body_schema(schemas.CollectRequest, idempotent=True),
 )
 async def collect(
     principal: AnyKeyAuth,
@@ -204,11 +212,13 @@ def _invoice_filters(
 
 
 def _parse_time(raw: str) -> datetime | None:
+    """An RFC 3339 time with its offset, as UTC; None if it is not one (or not representable
+    in UTC, like 9999-12-31T23:59-14:00)."""
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo is not None else None
 
 
 @routes("GET", "/invoices/{invoice_id}/", summary="One invoice (secret key)")

@@ -52,7 +52,7 @@ async def list_endpoints(
     "POST",
     "/webhooks/",
     summary="Add a webhook endpoint; the answer carries its signing secret, once (secret key)",
-    openapi_extra=body_schema(EndpointCreate),
+    openapi_extra=body_schema(EndpointCreate, idempotent=True),
 )
 async def create_endpoint(
     principal: SecretKeyAuth, body: JsonBody, db: DbDep, settings: SettingsDep, gate: Idempotent
@@ -138,7 +138,13 @@ async def update_endpoint(
     return endpoint_json(endpoint)
 
 
-@routes("DELETE", "/webhooks/{webhook_id}/", summary="Remove a webhook endpoint (secret key)")
+@routes(
+    "DELETE",
+    "/webhooks/{webhook_id}/",
+    summary="Remove a webhook endpoint (secret key)",
+    status_code=204,
+    response_class=Response,
+)
 async def delete_endpoint(webhook_id: str, principal: SecretKeyAuth, db: DbDep) -> Response:
     async with db.transaction() as session:
         endpoint = await service.find_endpoint(
