@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck simulator bench clean
+.PHONY: run test lint typecheck simulator bench soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ simulator: $(STAMP)  ## run the Daraja simulator on its own
 bench: $(STAMP)  ## benchmarks (not part of make test); QUICK=1 for a 2-minute SQLite run
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick,)
+
+soak: $(STAMP)  ## payments under faults and process kills vs M-Pesa's ground truth (PostgreSQL); QUICK=1 for 200
+	$(if $(QUICK),QUICK=1,) $(BIN)/python -m soak.run
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

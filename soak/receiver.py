@@ -1,0 +1,30 @@
+"""The soak's webhook receiver: fails a share of requests (SOAK_FAIL_RATE, seeded) and writes
+every request it accepts to SOAK_RECEIVER_LOG as a JSON line, for the checker to verify."""
+
+import os
+import random
+from typing import Any
+
+import orjson
+
+FAIL_RATE = float(os.environ.get("SOAK_FAIL_RATE", "0.2"))
+LOG = open(os.environ["SOAK_RECEIVER_LOG"], "ab")  # noqa: SIM115 - lives as long as the app
+RNG = random.Random(int(os.environ.get("SOAK_SEED", "1")))
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    status = 500 if RNG.random() < FAIL_RATE else 200
+    if status == 200:
+        headers = {name.decode(): value.decode() for name, value in scope["headers"]}
+        LOG.write(orjson.dumps({"headers": headers, "body": body.decode()}) + b"\n")
+        LOG.flush()
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
