@@ -271,7 +271,7 @@ def main() -> None:
         "PESAGATE_STK_PROMPT_TTL_S": "5",
         "PESAGATE_RECONCILE_GRACE_S": "2",
         "PESAGATE_RECONCILE_BACKOFF_S": "1",
-        "PESAGATE_RECONCILE_MAX_S": "60",
+        "PESAGATE_RECONCILE_MAX_S": "240",
         "PESAGATE_WEBHOOK_BACKOFF_S": "0.5",
         "PESAGATE_WEBHOOK_MAX_ATTEMPTS": "8",
         "PESAGATE_WEBHOOK_TIMEOUT_S": "5",
@@ -390,7 +390,7 @@ def main() -> None:
         kill_thread.join()
         load_s = time.monotonic() - started
         console.print(f"load done in {load_s:.0f} s; waiting for quiescence")
-        state = wait_quiet(db_url, 300)
+        state = wait_quiet(db_url, 600)
         failed_events = httpx.get(
             f"{api_urls[0]}/webhooks/events/",
             headers=headers,

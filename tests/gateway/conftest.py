@@ -96,7 +96,7 @@ class Gateway:
         assert response.status_code == 200, response.text
         return response.json()["invoice"]
 
-    def wait_final(self, invoice_id: str, timeout_s: float = 20) -> dict[str, Any]:
+    def wait_final(self, invoice_id: str, timeout_s: float = 40) -> dict[str, Any]:
         return wait_until(
             lambda: (inv := self.status(invoice_id))["state"] in ("COMPLETE", "FAILED") and inv,
             timeout_s,

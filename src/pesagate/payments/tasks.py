@@ -19,6 +19,9 @@ from pesagate.worker.runner import ClaimedJob, RunAgainAt
 log = structlog.get_logger("pesagate.reconcile")
 
 QUERY_BACKOFF_MAX_S = 60.0
+# NO_RESULT needs this many tries besides the age: a worker that was down or far behind must
+# still ask M-Pesa a few times before it gives up on a payment.
+MIN_TRIES_BEFORE_NO_RESULT = 3
 
 
 class Reconciler:
@@ -39,7 +42,7 @@ class Reconciler:
                 await self._apply(invoice_pk, answer)
                 return None
             log.info("query not final", invoice_id=invoice.invoice_id, answer=type(answer).__name__)
-        if self._gave_up(invoice):
+        if self._gave_up(invoice) and job.attempts >= MIN_TRIES_BEFORE_NO_RESULT:
             await self._no_result(invoice_pk)
             return None
         return RunAgainAt(utc_now() + timedelta(seconds=self._backoff_s(job.attempts)))

@@ -27,7 +27,7 @@ from pesagate.worker.runner import ClaimedJob, RunAgainAt
 
 log = structlog.get_logger("pesagate.webhooks")
 
-ORDER_WAIT_S = 0.5  # how soon to look again when an earlier event of the same key is unsettled
+ORDER_WAIT_S = 1.0  # how soon to look again when an earlier event of the same key is unsettled
 USER_AGENT = "pesagate-webhooks/1"
 SETTLED = (EventStatus.DELIVERED, EventStatus.FAILED)
 
