@@ -3,6 +3,7 @@ every request it accepts to SOAK_RECEIVER_LOG as a JSON line, for the checker to
 
 import os
 import random
+import time
 from typing import Any
 
 import orjson
@@ -24,7 +25,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     status = 500 if RNG.random() < FAIL_RATE else 200
     if status == 200:
         headers = {name.decode(): value.decode() for name, value in scope["headers"]}
-        LOG.write(orjson.dumps({"headers": headers, "body": body.decode()}) + b"\n")
+        entry = {"headers": headers, "body": body.decode(), "received_at": time.time()}
+        LOG.write(orjson.dumps(entry) + b"\n")
         LOG.flush()
     await send({"type": "http.response.start", "status": status, "headers": []})
     await send({"type": "http.response.body", "body": b""})
