@@ -17,7 +17,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 def session() -> aiohttp.ClientSession:
     global _session
     if _session is None:
-        _session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        # A new connection per request: a pooled connection to a node that was just killed
+        # would fail mid-request (ambiguous); a fresh one is refused (safe to send elsewhere).
+        _session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True),
+            timeout=aiohttp.ClientTimeout(total=60),
+        )
     return _session
 
 

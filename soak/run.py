@@ -265,6 +265,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--victims", default="api_a,api_b,worker", help="processes to kill")
     args = parser.parse_args()
+    # Stopped from outside: still run the cleanup below (children, database).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     random.seed(args.seed)
     db_url = create_database()
     workdir = Path(tempfile.mkdtemp(prefix="pesagate-soak-"))
