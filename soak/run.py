@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -94,7 +95,7 @@ class Outcomes:
 
 
 def create_database() -> str:
-    name = f"pesagate_soak_{random.randrange(16**8):08x}"
+    name = f"pesagate_soak_{secrets.token_hex(4)}"
 
     async def create() -> None:
         connection = await asyncpg.connect(PG_ADMIN)

@@ -5,6 +5,7 @@ reference docs are served too.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -12,13 +13,15 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
 from starlette.responses import Response
 
+from pesagate.config import Settings
+from pesagate.db import Database
 from pesagate.dependencies import DbDep, JsonBody, PageDep, SettingsDep
 from pesagate.errors import ValidationFailed
-from pesagate.idempotency.dependency import Idempotent
+from pesagate.idempotency.dependency import IdempotencyGate, Idempotent
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.kit.money import format_minor
 from pesagate.kit.pagination import paginated
-from pesagate.merchants.auth import AnyKeyAuth, SecretKeyAuth
+from pesagate.merchants.auth import AnyKeyAuth, Principal, SecretKeyAuth
 from pesagate.models import Invoice, InvoiceState
 from pesagate.mpesa.client import DarajaClient
 from pesagate.openapi import IDEMPOTENCY_PARAMETER
@@ -76,6 +79,35 @@ def body_schema(model: type[Any], *, idempotent: bool = False) -> dict[str, Any]
 routes = routes_on(router)
 
 
+@dataclass
+class Pusher:
+    """Everything an STK push needs besides the caller and the request model."""
+
+    body: dict[str, Any]
+    db: Database
+    settings: Settings
+    daraja: DarajaClient
+    gate: IdempotencyGate
+
+    async def __call__(self, principal: Principal, model: type[schemas.StkPushRequest]) -> Response:
+        async def push() -> dict[str, Any]:
+            invoice = await service.collect(
+                self.db, self.daraja, self.settings, principal, self.body, model
+            )
+            return session_json(invoice)
+
+        return await self.gate.run(principal, push)
+
+
+def get_pusher(
+    body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep, gate: Idempotent
+) -> Pusher:
+    return Pusher(body, db, settings, daraja, gate)
+
+
+PusherDep = Annotated[Pusher, Depends(get_pusher)]
+
+
 @routes(
     "POST",
     "/payment/mpesa-stk-push/",
@@ -83,21 +115,8 @@ routes = routes_on(router)
     summary="Send an M-Pesa STK push (secret key)",
     openapi_extra=body_schema(schemas.StkPushRequest, idempotent=True),
 )
-async def stk_push(
-    principal: SecretKeyAuth,
-    body: JsonBody,
-    db: DbDep,
-    settings: SettingsDep,
-    daraja: DarajaDep,
-    gate: Idempotent,
-) -> Response:
-    async def push() -> dict[str, Any]:
-        invoice = await service.collect(
-            db, daraja, settings, principal, body, schemas.StkPushRequest
-        )
-        return session_json(invoice)
-
-    return await gate.run(principal, push)
+async def stk_push(principal: SecretKeyAuth, push: PusherDep) -> Response:
+    return await push(principal, schemas.StkPushRequest)
 
 
 @routes(
@@ -107,21 +126,8 @@ async def stk_push(
     summary="Collect a payment: M-PESA via STK push (secret or public key)",
     openapi_extra=body_schema(schemas.CollectRequest, idempotent=True),
 )
-async def collect(
-    principal: AnyKeyAuth,
-    body: JsonBody,
-    db: DbDep,
-    settings: SettingsDep,
-    daraja: DarajaDep,
-    gate: Idempotent,
-) -> Response:
-    async def push() -> dict[str, Any]:
-        invoice = await service.collect(
-            db, daraja, settings, principal, body, schemas.CollectRequest
-        )
-        return session_json(invoice)
-
-    return await gate.run(principal, push)
+async def collect(principal: AnyKeyAuth, push: PusherDep) -> Response:
+    return await push(principal, schemas.CollectRequest)
 
 
 @routes(
