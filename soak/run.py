@@ -262,7 +262,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--payments", type=int, default=200 if os.environ.get("QUICK") else 2000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--kill-every-s", type=float, default=20.0)
+    parser.add_argument(
+        "--kill-every-s", type=float, default=5.0 if os.environ.get("QUICK") else 20.0
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--victims", default="api_a,api_b,worker", help="processes to kill")
     args = parser.parse_args()
