@@ -286,7 +286,8 @@ def main() -> None:
         "PESAGATE_STK_PROMPT_TTL_S": "5",
         "PESAGATE_RECONCILE_GRACE_S": "2",
         "PESAGATE_RECONCILE_BACKOFF_S": "1",
-        "PESAGATE_RECONCILE_MAX_S": "240",
+        # Long enough for a worker far behind; short enough that CI's quick run ends soon.
+        "PESAGATE_RECONCILE_MAX_S": "90" if os.environ.get("QUICK") else "240",
         "PESAGATE_WEBHOOK_BACKOFF_S": "0.5",
         "PESAGATE_WEBHOOK_MAX_ATTEMPTS": "8",
         "PESAGATE_WEBHOOK_TIMEOUT_S": "5",
