@@ -1,7 +1,5 @@
 """Prometheus metrics, served at `/metrics`. One registry per process."""
 
-import time
-
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import Scope
 
@@ -15,13 +13,12 @@ LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 INVOICE_TRANSITIONS = Counter(
-    "pesagate_invoice_transitions_total", "Invoice state changes", ["to_state", "source"]
+    "pesagate_invoice_transitions_total", "Invoice state changes", ["to_state"]
 )
 DARAJA_CALLS = Counter(
     "pesagate_daraja_calls_total", "Daraja calls by outcome", ["call", "outcome"]
 )
 CALLBACKS = Counter("pesagate_callbacks_total", "Daraja result callbacks received", ["outcome"])
-STARTED_AT = time.time()
 
 
 def observe_request(scope: Scope, status: int, duration_s: float) -> None:

@@ -233,6 +233,8 @@ def test_health_readiness_metrics(gateway):
         'pesagate_http_requests_total{method="POST",route="/api/v1/payment/mpesa-stk-push/",status="200"}'
         in metrics
     )
+    assert 'pesagate_daraja_calls_total{call="stk_push",outcome="PushAccepted"}' in metrics
+    assert 'pesagate_invoice_transitions_total{to_state="PROCESSING"}' in metrics
 
 
 def test_openapi_describes_the_api(gateway):

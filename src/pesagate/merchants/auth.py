@@ -47,9 +47,6 @@ class KeyCache:
             self._entries.clear()
         self._entries[lookup] = (time.monotonic() + CACHE_TTL_S, principal)
 
-    def clear(self) -> None:
-        self._entries.clear()
-
 
 async def _principal_for(
     db: Database, cache: KeyCache, lookup: str, kind: KeyKind

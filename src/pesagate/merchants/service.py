@@ -105,21 +105,6 @@ async def find_business(session: AsyncSession, reference: str) -> Business:
     return found
 
 
-async def settlement_wallet(
-    session: AsyncSession, business_id: int, currency: str = "KES"
-) -> Wallet:
-    wallet = await session.scalar(
-        select(Wallet).where(
-            Wallet.business_id == business_id,
-            Wallet.currency == currency,
-            Wallet.wallet_type == WalletType.SETTLEMENT,
-        )
-    )
-    if wallet is None:
-        raise NotFound("The business has no settlement wallet.")
-    return wallet
-
-
 @dataclass
 class PaymentSettingsUpdate:
     default_tariff: Tariff | None = None

@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pesagate import metrics
 from pesagate.config import Settings
 from pesagate.db import Database, insert_ignore
 from pesagate.errors import NotFound
@@ -132,6 +133,7 @@ async def send_push(
         transaction_desc=short_name,
         callback_url=f"{settings.public_url.rstrip('/')}/callbacks/stk/{invoice.callback_token}",
     )
+    metrics.DARAJA_CALLS.labels("stk_push", type(result).__name__).inc()
     log.info(
         "stk push sent",
         invoice_id=invoice.invoice_id,

@@ -4,6 +4,7 @@ the transaction that also writes what the transition causes."""
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pesagate import metrics
 from pesagate.kit.clock import utc_now
 from pesagate.ledger.service import post_collection
 from pesagate.models import Invoice, InvoiceState
@@ -86,3 +87,4 @@ async def _changed(session: AsyncSession, invoice: Invoice) -> None:
     """Every state change is announced, in its own transaction (the webhook outbox)."""
     invoice.updated_at = utc_now()
     await collection_event(session, invoice)
+    metrics.INVOICE_TRANSITIONS.labels(invoice.state).inc()

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import structlog
 
+from pesagate import metrics
 from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.kit.clock import utc_now
@@ -38,6 +39,7 @@ class Reconciler:
             return None
         if invoice.checkout_request_id is not None:
             answer = await self.daraja.stk_query(invoice.checkout_request_id)
+            metrics.DARAJA_CALLS.labels("stk_query", type(answer).__name__).inc()
             if isinstance(answer, QueryFinal):
                 await self._apply(invoice_pk, answer)
                 return None
