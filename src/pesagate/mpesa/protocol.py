@@ -11,6 +11,11 @@ from enum import StrEnum
 OAUTH_PATH = "/oauth/v1/generate"
 STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
 STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
+# Pull Transactions: M-Pesa's statement of a shortcode (Safaricom enables it per shortcode).
+PULL_REGISTER_PATH = "/pulltransactions/v1/register"
+PULL_QUERY_PATH = "/pulltransactions/v1/query"
+PULL_SUCCESS_CODE = "1000"
+PULL_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # StartDate / EndDate, Nairobi time
 
 TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
 # The public Daraja sandbox passkey of shortcode 174379 (published by Safaricom).

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from pesagate import __version__
 from pesagate.kit.asgi import TransportAwareFastAPI
-from pesagate.simulator import control, daraja, phone
+from pesagate.simulator import control, daraja, phone, statement
 from pesagate.simulator.engine import Simulator
 from pesagate.simulator.settings import SimulatorSettings
 
@@ -30,6 +30,7 @@ def create_simulator_app(settings: SimulatorSettings | None = None) -> Transport
     )
     app.state.simulator = simulator
     app.include_router(daraja.router)
+    app.include_router(statement.router)
     app.include_router(control.router)
     app.include_router(phone.router)
     return app

@@ -32,12 +32,13 @@ def error_response(error: DarajaError) -> JSONBytesResponse:
     )
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """A form or other non-JSON body fails like Daraja: as an invalid BusinessShortCode."""
+async def json_object(request: Request, first_field: str = "BusinessShortCode") -> dict[str, Any]:
+    """A form or other non-JSON body fails like Daraja: as an invalid first field (the
+    BusinessShortCode of the STK APIs)."""
     content_type = request.headers.get("content-type", "")
     raw = await request.body()
     if "json" not in content_type.lower():
-        raise invalid("BusinessShortCode")
+        raise invalid(first_field)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -81,6 +81,9 @@ class Simulator:
         self.transactions: dict[str, SimTransaction] = {}
         self.customers: dict[str, Customer] = {}
         self._open_by_phone: dict[str, str] = {}
+        # The statement: successful payments in the order they were made (Pull Transactions).
+        self.paid: list[SimTransaction] = []
+        self.pull_registrations: dict[str, dict[str, str]] = {}  # shortcode -> registration
 
     # ---------------------------------------------------------------- OAuth
     def issue_token(self, grant_type: str | None, authorization: str | None) -> dict[str, str]:
@@ -291,6 +294,7 @@ class Simulator:
         if code == ResultCode.SUCCESS:
             tx.receipt = ids.mpesa_receipt(tx.rng, now)
             tx.transaction_date = now
+            self.paid.append(tx)
             self._record_sms(tx)
         tx.callback_text = callback_text(tx)
         if self._open_by_phone.get(tx.phone_number) == tx.checkout_request_id:
@@ -376,6 +380,10 @@ class Simulator:
             customer.outcome = None if script.outcome is None else str(script.outcome)
         if "delay_s" in fields:
             customer.delay_s = script.delay_s
+        if "response_lost" in fields:
+            customer.response_lost = bool(script.response_lost)
+        if "callback_lost" in fields:
+            customer.callback_lost = bool(script.callback_lost)
         return customer
 
     async def reset(self) -> None:

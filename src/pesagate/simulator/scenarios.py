@@ -81,17 +81,18 @@ def draw_plan(
         response_lost=rng.random() < faults.push_response_lost,
         query_pending_rate=faults.query_pending,
     )
-    if drawn.response_lost and drawn.callback_copies == 0:
-        # With neither the push response nor a callback, no client could ever learn the
-        # CheckoutRequestID to query: only M-Pesa statements would show the payment. The fault
-        # profile models network faults, so a lost response always gets its callback.
-        drawn.callback_copies = 1
+    # A lost response and a lost callback may fall on one push: then no client ever learns
+    # the CheckoutRequestID, and only the statement (Pull Transactions) shows the payment.
     plan = replace(SCENARIOS[msisdn], delay_s=delay_s) if msisdn in SCENARIOS else drawn
     if customer.outcome is not None:
         behaviour, code = parse_outcome(customer.outcome)
         plan = replace(plan, behaviour=behaviour, fixed_code=code)
     if customer.delay_s is not None:
         plan = replace(plan, delay_s=customer.delay_s)
+    if customer.response_lost:
+        plan = replace(plan, response_lost=True)
+    if customer.callback_lost:
+        plan = replace(plan, callback_copies=0)
     return plan
 
 

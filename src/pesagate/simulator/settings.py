@@ -41,6 +41,8 @@ class SimulatorSettings(BaseSettings):
     bad_credentials_shape: Literal["empty", "envelope"] = "empty"
     callback_timeout_s: float = Field(10.0, gt=0)
     callback_max_connections: int = Field(64, gt=0)
+    statement_page_size: int = Field(100, gt=0, description="Pull Transactions rows per page")
+    organization_name: str = "pesagate simulator"  # `organizationname` of statement lines
 
     @model_validator(mode="after")
     def _delay_range_ordered(self) -> "SimulatorSettings":

@@ -110,6 +110,8 @@ class Customer:
     balance_cents: int
     outcome: str | None = None  # scripted through the control API; None = the default
     delay_s: float | None = None
+    response_lost: bool = False  # scripted: every push's response is dropped
+    callback_lost: bool = False  # scripted: no callback is ever sent
     last_checkout_id: str | None = None
     recent_payments: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=20))
     messages: deque[str] = field(default_factory=lambda: deque(maxlen=10))
@@ -120,6 +122,8 @@ class Customer:
             "balance": f"{self.balance_cents / 100:.2f}",
             "outcome": self.outcome,
             "delay_s": self.delay_s,
+            "response_lost": self.response_lost,
+            "callback_lost": self.callback_lost,
             "messages": list(self.messages),
         }
 
@@ -147,3 +151,7 @@ class CustomerScript(BaseModel):
         "or a result code",
     )
     delay_s: float | None = Field(None, ge=0)
+    response_lost: bool | None = Field(
+        None, description="drop every push response (the push is still accepted)"
+    )
+    callback_lost: bool | None = Field(None, description="never send a result callback")
