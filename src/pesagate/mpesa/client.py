@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 import httpx
@@ -29,6 +30,7 @@ from pesagate.kit.clock import nairobi_now
 from pesagate.kit.phones import mask_msisdn
 from pesagate.mpesa.protocol import (
     OAUTH_PATH,
+    PULL_QUERY_PATH,
     QUERY_PROCESSING_MESSAGE,
     QUERY_UNKNOWN_MESSAGE,
     STK_PUSH_PATH,
@@ -50,6 +52,14 @@ from pesagate.mpesa.results import (
     QueryNotFound,
     QueryPending,
     QueryResult,
+)
+from pesagate.mpesa.statement import (
+    MAX_PAGES,
+    StatementError,
+    StatementResult,
+    StatementWalk,
+    parse_page,
+    query_payload,
 )
 
 __all__ = [
@@ -305,6 +315,28 @@ class DarajaClient:
         else:
             logger.debug("daraja.query.answer", outcome=type(result).__name__)
         return result
+
+    # --- Pull Transactions (the statement) ---------------------------------------------------
+
+    async def pull_transactions(
+        self, start: datetime, end: datetime, *, max_pages: int = MAX_PAGES
+    ) -> StatementResult:
+        """The shortcode's statement between `start` and `end`, every page (up to `max_pages`).
+        Never raises for network or server behaviour; parsing lives in `mpesa/statement.py`."""
+        walk = StatementWalk(max_pages)
+        while not walk.done:
+            payload = query_payload(self.config.shortcode, start, end, walk.offset)
+            sent = await self._send(PULL_QUERY_PATH, payload, log, "pull")
+            page = (
+                StatementError(sent.reason)
+                if isinstance(sent, (_NoToken, _NetworkError))
+                else parse_page(sent.status, sent.body, sent.raw)
+            )
+            if isinstance(page, StatementError):
+                log.warning("daraja.pull.error", reason=page.reason, offset=walk.offset)
+                return page
+            walk.add(page)
+        return walk.result()
 
     # --- transport --------------------------------------------------------------------------
 
