@@ -217,3 +217,12 @@ def test_scripted_losses_show_up_on_the_customer_and_clear(sim):
     cleared = sim.control("POST", f"/customers/{phone}", json={"response_lost": None})
     assert cleared["response_lost"] is False and cleared["callback_lost"] is True
     assert sim.push(phone=phone).status_code == 200  # the response arrives again
+
+
+def test_the_statement_error_fault_answers_spike_arrest(sim):
+    sim.control("POST", "/faults", json={"statement_error": 1.0})
+    refused = pull(sim)
+    assert refused.status_code == 500
+    assert refused.json()["errorCode"] == "500.003.02"
+    sim.control("POST", "/faults", json={})
+    assert lines(pull(sim)) == []

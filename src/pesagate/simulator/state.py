@@ -139,6 +139,7 @@ class FaultProfile(BaseModel):
     push_error: float = Field(0.0, ge=0, le=1)
     push_response_lost: float = Field(0.0, ge=0, le=1)
     query_pending: float = Field(0.0, ge=0, le=1)
+    statement_error: float = Field(0.0, ge=0, le=1)  # Pull Transactions answers spike arrest
 
 
 class CustomerScript(BaseModel):

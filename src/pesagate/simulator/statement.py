@@ -6,6 +6,7 @@ oldest first, a page at a time (`OffSetValue` rows skipped). A payment is on the
 the moment M-Pesa takes the money, whatever happened to its push response and its callbacks.
 """
 
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from pesagate.mpesa.protocol import (
     PULL_QUERY_PATH,
     PULL_REGISTER_PATH,
     PULL_SUCCESS_CODE,
+    SPIKE_ARREST_MESSAGE,
     ErrorCode,
     TransactionType,
 )
@@ -80,6 +82,8 @@ async def query(
     try:
         sim.check_token(authorization)
         pull = parse_pull_query(sim, await json_object(request, "ShortCode"))
+        if random.random() < sim.faults.statement_error:  # unseeded: pushes keep their fates
+            raise DarajaError(500, ErrorCode.SPIKE_ARREST, SPIKE_ARREST_MESSAGE)
     except DarajaError as error:
         return error_response(error)
     size = sim.settings.statement_page_size
