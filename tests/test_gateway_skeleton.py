@@ -94,3 +94,21 @@ def test_engine_settings_per_backend(db_url):
         assert result == ("wal", 1, 5000)
     else:
         assert int(result[0].split(".")[0]) >= 13
+
+
+def test_pull_transactions_default_on_in_sandbox_and_off_in_live(monkeypatch):
+    live = {
+        "env": "live",
+        "public_url": "https://pay.example.com",
+        "mpesa_consumer_key": "live-key-123",
+        "mpesa_consumer_secret": "live-secret-456",
+        "mpesa_shortcode": "600123",
+        "mpesa_passkey": "a-real-looking-passkey",
+    }
+    assert Settings().pull_transactions_enabled
+    assert not Settings(**live).pull_transactions_enabled
+    assert Settings(**live, mpesa_pull_transactions=True).pull_transactions_enabled
+    monkeypatch.setenv("PESAGATE_MPESA_PULL_TRANSACTIONS", "false")
+    assert not Settings().pull_transactions_enabled
+    monkeypatch.setenv("PESAGATE_MPESA_PULL_TRANSACTIONS", "true")
+    assert Settings(**live).pull_transactions_enabled

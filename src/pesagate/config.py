@@ -52,6 +52,11 @@ class Settings(LogSettings):
     )
     mpesa_party_b: str | None = Field(None, description="the till number, for buy goods")
     mpesa_timeout_s: float = Field(30.0, gt=0)
+    mpesa_pull_transactions: bool | None = Field(
+        None,
+        description="settle lost pushes from M-Pesa's statement (Pull Transactions); unset: on "
+        "in sandbox, off in live (Safaricom must enable the Pull API for the shortcode)",
+    )
 
     # Invoice life (SPEC section 5)
     stk_prompt_ttl_s: float = Field(60.0, ge=0)
@@ -103,6 +108,12 @@ class Settings(LogSettings):
     @property
     def simulator_enabled(self) -> bool:
         return self.env == "sandbox" and self.simulator == "on"
+
+    @property
+    def pull_transactions_enabled(self) -> bool:
+        if self.mpesa_pull_transactions is not None:
+            return self.mpesa_pull_transactions
+        return self.env == "sandbox"
 
     @property
     def effective_mpesa_base_url(self) -> str:

@@ -18,6 +18,11 @@ INVOICE_TRANSITIONS = Counter(
 DARAJA_CALLS = Counter(
     "pesagate_daraja_calls_total", "Daraja calls by outcome", ["call", "outcome"]
 )
+STATEMENT_CHECKS = Counter(
+    "pesagate_statement_checks_total",
+    "Reconciliation look-ups in M-Pesa's statement (Pull Transactions)",
+    ["outcome"],
+)
 CALLBACKS = Counter("pesagate_callbacks_total", "Daraja result callbacks received", ["outcome"])
 
 

@@ -52,6 +52,8 @@ class Invoice(Timestamps, Base):
     __table_args__ = (
         Index("ix_invoices_business_created", "business_id", "created_at"),
         Index("ix_invoices_business_api_ref", "business_id", "api_ref"),
+        # A receipt found on the statement must not already belong to another invoice.
+        Index("ix_invoices_mpesa_reference", "mpesa_reference"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)

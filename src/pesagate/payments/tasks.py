@@ -1,7 +1,13 @@
 """Reconciliation: an invoice without a final result by prompt TTL + grace is settled by STK
 query, with backoff. "Still processing" and errors are never read as failure; after
 `reconcile_max_s` without a definitive answer the invoice FAILS with `NO_RESULT` (a success
-that arrives later still completes it)."""
+that arrives later still completes it).
+
+With Pull Transactions enabled, M-Pesa's statement settles what a query cannot: an invoice
+whose CheckoutRequestID was never learnt (a lost push response, or a crash before it was
+stored) is looked up on every run, and any invoice is looked up once more before `NO_RESULT`.
+An unreadable statement postpones `NO_RESULT` (up to `STATEMENT_PATIENCE` x `reconcile_max_s`):
+it says nothing about whether the customer paid."""
 
 from datetime import timedelta
 
@@ -15,6 +21,7 @@ from pesagate.models import Invoice, InvoiceState
 from pesagate.mpesa.client import DarajaClient, QueryFinal
 from pesagate.payments import state
 from pesagate.payments.callbacks import confirmed_receipt
+from pesagate.payments.statement import StatementCheck, check_statement
 from pesagate.worker.runner import ClaimedJob, RunAgainAt
 
 log = structlog.get_logger("pesagate.reconcile")
@@ -23,6 +30,10 @@ QUERY_BACKOFF_MAX_S = 60.0
 # NO_RESULT needs this many tries besides the age: a worker that was down or far behind must
 # still ask M-Pesa a few times before it gives up on a payment.
 MIN_TRIES_BEFORE_NO_RESULT = 3
+# While the statement cannot be read, NO_RESULT waits until this many times reconcile_max_s.
+STATEMENT_PATIENCE = 2
+NO_RESULT_REASON = "M-Pesa gave no final result in time; a late success still completes it."
+UNREAD_STATEMENT_REASON = "M-Pesa gave no final result in time and its statement could not be read."
 
 
 class Reconciler:
@@ -32,30 +43,56 @@ class Reconciler:
         self.settings = settings
 
     async def __call__(self, job: ClaimedJob) -> RunAgainAt | None:
-        invoice_pk = int(job.payload["invoice_pk"])
         async with self.db.read() as session:
-            invoice = await session.get(Invoice, invoice_pk)
+            invoice = await session.get(Invoice, int(job.payload["invoice_pk"]))
         if invoice is None or invoice.state in (InvoiceState.COMPLETE, InvoiceState.FAILED):
             return None
-        if invoice.checkout_request_id is not None:
-            answer = await self.daraja.stk_query(invoice.checkout_request_id)
-            metrics.DARAJA_CALLS.labels("stk_query", type(answer).__name__).inc()
-            if isinstance(answer, QueryFinal):
-                await self._apply(invoice_pk, answer)
+        if invoice.checkout_request_id is not None and await self._settled_by_query(invoice):
+            return None
+        giving_up = self._gave_up(invoice) and job.attempts >= MIN_TRIES_BEFORE_NO_RESULT
+        reason = NO_RESULT_REASON
+        if self._wants_statement(invoice, giving_up):
+            check = await check_statement(self.db, self.daraja, invoice)
+            if check is StatementCheck.SETTLED:
                 return None
-            log.info("query not final", invoice_id=invoice.invoice_id, answer=type(answer).__name__)
-        if self._gave_up(invoice) and job.attempts >= MIN_TRIES_BEFORE_NO_RESULT:
-            await self._no_result(invoice_pk)
+            if check is StatementCheck.UNKNOWN:
+                giving_up = giving_up and self._statement_overdue(invoice)
+                reason = UNREAD_STATEMENT_REASON
+        if giving_up:
+            await self._no_result(invoice.id, reason)
             return None
         return RunAgainAt(utc_now() + timedelta(seconds=self._backoff_s(job.attempts)))
+
+    async def _settled_by_query(self, invoice: Invoice) -> bool:
+        assert invoice.checkout_request_id is not None
+        answer = await self.daraja.stk_query(invoice.checkout_request_id)
+        metrics.DARAJA_CALLS.labels("stk_query", type(answer).__name__).inc()
+        if isinstance(answer, QueryFinal):
+            await self._apply(invoice.id, answer)
+            return True
+        log.info("query not final", invoice_id=invoice.invoice_id, answer=type(answer).__name__)
+        return False
+
+    def _wants_statement(self, invoice: Invoice, giving_up: bool) -> bool:
+        """Without a CheckoutRequestID only the statement can tell; with one, it is the last
+        word before NO_RESULT."""
+        if not self.settings.pull_transactions_enabled:
+            return False
+        return invoice.checkout_request_id is None or giving_up
 
     def _backoff_s(self, attempts: int) -> float:
         delay_s: float = self.settings.reconcile_backoff_s * 2.0 ** max(attempts - 1, 0)
         return min(delay_s, QUERY_BACKOFF_MAX_S)
 
     def _gave_up(self, invoice: Invoice) -> bool:
-        age_s = (utc_now() - invoice.created_at).total_seconds()
-        return age_s >= self.settings.reconcile_max_s
+        return self._age_s(invoice) >= self.settings.reconcile_max_s
+
+    def _statement_overdue(self, invoice: Invoice) -> bool:
+        return self._age_s(invoice) >= self.settings.reconcile_max_s * STATEMENT_PATIENCE
+
+    @staticmethod
+    def _age_s(invoice: Invoice) -> float:
+        return (utc_now() - invoice.created_at).total_seconds()
 
     async def _apply(self, invoice_pk: int, answer: QueryFinal) -> None:
         async with self.db.transaction() as session:
@@ -71,10 +108,9 @@ class Reconciler:
             "reconciled by query", invoice_pk=invoice_pk, code=answer.result_code, changed=changed
         )
 
-    async def _no_result(self, invoice_pk: int) -> None:
+    async def _no_result(self, invoice_pk: int, reason: str) -> None:
         async with self.db.transaction() as session:
             invoice = await state.lock_invoice(session, id=invoice_pk)
             assert invoice is not None
-            reason = "M-Pesa gave no final result in time; a late success still completes it."
             changed = await state.fail(session, invoice, state.NO_RESULT_CODE, reason)
         log.warning("invoice failed without result", invoice_pk=invoice_pk, changed=changed)
