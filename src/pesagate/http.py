@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +23,7 @@ from pesagate.kit.jsonutil import JSONBytesResponse
 log = structlog.get_logger("pesagate.http")
 
 REQUEST_ID_HEADER = "x-request-id"
+CLIENT_CLOSED_REQUEST = 499  # nginx's code, for metrics: no response was sent
 BODY_LIMIT_BYTES = 64 * 1024
 
 
@@ -52,6 +54,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away before sending its whole body: nobody to answer.
+            status = CLIENT_CLOSED_REQUEST
+            log.info("client disconnected", path=scope.get("path"))
         except Exception:
             # Rendered here rather than by Starlette's outermost handler, so that a 500 too
             # carries its request id and is counted.

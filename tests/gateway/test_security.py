@@ -2,11 +2,14 @@
 appear in logs or list responses."""
 
 import logging
+import socket
+import time
 
 import httpx
 
 from pesagate.app import create_app
 from pesagate.config import Settings
+from tests.fixtures.servers import wait_until
 
 
 def objects_of(gateway, receiver):
@@ -108,3 +111,26 @@ def test_oversized_bodies_are_413_everywhere(gateway):
             },
         )
         assert response.status_code == 413, path
+
+
+def test_a_client_that_hangs_up_mid_body_costs_nothing(gateway, caplog):
+    """Clients that close the connection before sending their whole body (load generators at
+    the end of a run do it by the dozen) must not produce error logs or stall the server: each
+    used to log a traceback whose rendering blocked the event loop for seconds."""
+    caplog.set_level(logging.INFO)
+    host, port = gateway.url.removeprefix("http://").split(":")
+    for _ in range(20):
+        with socket.create_connection((host, int(port))) as connection:
+            connection.sendall(
+                b"POST /api/v1/payment/status/ HTTP/1.1\r\nHost: x\r\n"
+                b"Authorization: Bearer " + gateway.merchant.secret_key.encode() + b"\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+                b'{"invoice_id": "'
+            )
+    started = time.monotonic()
+    with gateway.client(gateway.merchant.secret_key) as client:
+        assert client.get("/invoices/").status_code == 200
+    assert time.monotonic() - started < 5
+    wait_until(lambda: caplog.text.count("client disconnected") == 20)
+    assert "unhandled error" not in caplog.text
+    assert gateway.merchant.secret_key not in caplog.text

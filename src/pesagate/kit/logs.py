@@ -24,7 +24,12 @@ def configure_logging(
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            # Never locals: they hold request headers (API keys), and rendering them took
+            # seconds per traceback with the event loop blocked.
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+        )
     )
     structlog.configure(
         # Filter first: a suppressed level then costs almost nothing on hot paths.
