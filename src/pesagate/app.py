@@ -15,6 +15,7 @@ from pesagate.db import ping
 from pesagate.http import InputGuardMiddleware, RequestContextMiddleware, install_error_handlers
 from pesagate.kit.asgi import TransportAwareFastAPI
 from pesagate.kit.jsonutil import JSONBytesResponse
+from pesagate.kit.logs import configure_logging
 from pesagate.ledger import endpoints as ledger_endpoints
 from pesagate.payments import callback_endpoint
 from pesagate.payments import endpoints as payment_endpoints
@@ -28,10 +29,11 @@ SIMULATOR_MOUNT = "/sim"
 def create_app(
     settings: Settings | None = None,
     *,
-    run_worker: bool = True,
+    run_worker: bool | None = None,
     simulator_settings: SimulatorSettings | None = None,
 ) -> TransportAwareFastAPI:
     settings = settings or Settings()
+    run_worker = settings.run_worker if run_worker is None else run_worker
     services = Services.build(settings)
     simulator_app = (
         create_simulator_app(simulator_settings or SimulatorSettings())
@@ -80,6 +82,14 @@ def create_app(
     if simulator_app is not None:
         app.mount(SIMULATOR_MOUNT, simulator_app)
     return app
+
+
+def from_env() -> TransportAwareFastAPI:
+    """The application as configured by the environment, logging included: the factory for
+    `uvicorn pesagate.app:from_env --factory` and for `pesagate serve --workers N`."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)
 
 
 def _add_operational_routes(app: FastAPI, services: Services) -> None:

@@ -1,6 +1,7 @@
 """The `pesagate` command line."""
 
 import asyncio
+import os
 import signal
 from typing import Annotated, Any
 
@@ -56,6 +57,9 @@ def serve(
     host: HostOption = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Run no jobs here.")] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes sharing the port (each runs jobs too).")
+    ] = 1,
 ) -> None:
     """Run the API, the worker and (in sandbox) the Daraja simulator at /sim."""
     from pesagate.app import create_app
@@ -71,7 +75,20 @@ def serve(
             f"Daraja simulator: {settings.public_url}/sim/  "
             f"(a phone that waits for your PIN: {settings.public_url}/sim/phone/254700009008)"
         )
-    gateway = create_app(settings, run_worker=not no_worker)
+    if workers > 1:  # each process builds its app from the environment
+        if no_worker:
+            os.environ["PESAGATE_RUN_WORKER"] = "false"
+        uvicorn.run(
+            "pesagate.app:from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
+        return
+    gateway = create_app(settings, run_worker=False if no_worker else None)
     uvicorn.run(gateway, host=host, port=port, log_config=None, access_log=False)
 
 

@@ -38,6 +38,7 @@ class Settings(LogSettings):
     public_url: str = "http://127.0.0.1:8000"
     simulator: Literal["on", "off"] = "on"
     auto_migrate: bool = Field(True, description="commands migrate the schema before they start")
+    run_worker: bool = Field(True, description="API processes run the job worker too")
 
     # Daraja
     mpesa_base_url: str | None = Field(
