@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from pesagate.app import create_app
 from pesagate.config import Settings
-from pesagate.db import create_engine, is_sqlite
+from pesagate.db import SQLITE_READ_BUSY_MS, Database, is_sqlite
 from tests.fixtures.daraja import DarajaTestClient
 from tests.fixtures.servers import UvicornThread
 
@@ -76,22 +76,27 @@ def test_live_mode_never_mounts_the_simulator(tmp_path):
 
 def test_engine_settings_per_backend(db_url):
     async def inspect():
-        engine = create_engine(db_url)
+        db = Database(db_url)
         try:
-            async with engine.connect() as connection:
-                if is_sqlite(db_url):
-                    journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
-                    foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar()
-                    busy = (await connection.execute(text("PRAGMA busy_timeout"))).scalar()
-                    return journal, foreign_keys, busy
-                version = (await connection.execute(text("SHOW server_version"))).scalar()
-                return (version,)
+            if not is_sqlite(db_url):
+                async with db.engine.connect() as connection:
+                    return ((await connection.execute(text("SHOW server_version"))).scalar(),)
+            pragmas = []
+            for engine in (db.engine, db.write_engine):
+                async with engine.connect() as connection:
+                    for pragma in ("journal_mode", "foreign_keys", "busy_timeout"):
+                        pragmas.append(
+                            (await connection.execute(text(f"PRAGMA {pragma}"))).scalar()
+                        )
+            return tuple(pragmas)
         finally:
-            await engine.dispose()
+            await db.dispose()
 
     result = asyncio.run(inspect())
     if is_sqlite(db_url):
-        assert result == ("wal", 1, 5000)
+        # Statements run on the event loop: readers wait briefly, writers never (they take the
+        # lock with an asynchronous retry instead).
+        assert result == ("wal", 1, SQLITE_READ_BUSY_MS, "wal", 1, 0)
     else:
         assert int(result[0].split(".")[0]) >= 13
 

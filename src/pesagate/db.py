@@ -5,12 +5,15 @@ commits: services receive a session, `flush()` when they need ids, and never com
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,20 +21,30 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-SQLITE_BUSY_TIMEOUT_MS = 5_000
+from pesagate.sqlite_inline import inline_connector
+
+# Statements run on the event loop (sqlite_inline.py), so they must not wait long for another
+# process's lock: readers in WAL mode only ever wait during recovery; writers take the lock
+# once, with BEGIN IMMEDIATE retried asynchronously for up to SQLITE_WRITE_WAIT_S.
+SQLITE_READ_BUSY_MS = 50
+SQLITE_WRITE_WAIT_S = 10.0
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, sqlite_begin: str = "BEGIN", **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str, *, sqlite_begin: str = "BEGIN", sqlite_busy_ms: int = 0, **kwargs: Any
+) -> AsyncEngine:
     """`sqlite_begin`: how SQLite transactions start; `BEGIN IMMEDIATE` takes the write lock
     up front, so a transaction never reads a value that another writer changes before it
-    writes (the driver would otherwise read outside any transaction)."""
+    writes (the driver would otherwise read outside any transaction). `sqlite_busy_ms`: how
+    long a statement may block the event loop waiting for another process's lock."""
     if is_sqlite(url):
-        engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        path = make_url(url).database or ":memory:"
+        engine = create_async_engine(url, async_creator=inline_connector(path), **kwargs)
+        event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, sqlite_busy_ms))
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(connection: Any) -> None:
@@ -44,15 +57,14 @@ def create_engine(url: str, *, sqlite_begin: str = "BEGIN", **kwargs: Any) -> As
     return create_async_engine(url, **kwargs)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_ms: int, dbapi_connection: Any, _record: Any) -> None:
     # The driver's own transaction handling begins only before writes; we begin ourselves.
     dbapi_connection.isolation_level = None
-    # WAL lets readers run beside the single writer; foreign keys are off by default in SQLite;
-    # the busy timeout makes writers of other processes (the CLI) wait instead of failing.
+    # WAL lets readers run beside the single writer; foreign keys are off by default in SQLite.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -77,7 +89,7 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.is_sqlite = is_sqlite(url)
-        self.engine = create_engine(url, **engine_kwargs)
+        self.engine = create_engine(url, sqlite_busy_ms=SQLITE_READ_BUSY_MS, **engine_kwargs)
         self.write_engine = (
             create_engine(url, sqlite_begin="BEGIN IMMEDIATE", **engine_kwargs)
             if self.is_sqlite
@@ -93,8 +105,33 @@ class Database:
             async with self.write_sessions() as session, session.begin():
                 yield session
             return
-        async with self._sqlite_write_lock, self.write_sessions() as session, session.begin():
-            yield session
+        async with self._sqlite_write_lock:
+            session = await self._sqlite_write_session()
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            finally:
+                await session.close()
+
+    async def _sqlite_write_session(self) -> AsyncSession:
+        """A session holding SQLite's write lock (BEGIN IMMEDIATE). Another process's writer
+        is waited for here, asleep, rather than inside a statement that would block the loop."""
+        deadline = time.monotonic() + SQLITE_WRITE_WAIT_S
+        delay_s = 0.001
+        while True:
+            session = self.write_sessions()
+            try:
+                await session.connection()  # checks out a connection and begins
+                return session
+            except OperationalError as error:
+                await session.close()
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 0.05)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
