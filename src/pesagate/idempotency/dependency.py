@@ -31,7 +31,7 @@ class IdempotencyGate:
         )
 
 
-def idempotency_gate(request: Request, db: DbDep, settings: SettingsDep) -> IdempotencyGate:
+async def idempotency_gate(request: Request, db: DbDep, settings: SettingsDep) -> IdempotencyGate:
     return IdempotencyGate(request, db, settings.idempotency_ttl_s)
 
 

@@ -32,7 +32,7 @@ from pesagate.payments.views import invoice_json, session_json, status_json
 router = APIRouter(prefix="/api/v1")
 
 
-def get_daraja(request: Request) -> DarajaClient:
+async def get_daraja(request: Request) -> DarajaClient:
     daraja: DarajaClient = request.app.state.services.daraja
     return daraja
 
@@ -99,7 +99,7 @@ class Pusher:
         return await self.gate.run(principal, push)
 
 
-def get_pusher(
+async def get_pusher(
     body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep, gate: Idempotent
 ) -> Pusher:
     return Pusher(body, db, settings, daraja, gate)
