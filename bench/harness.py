@@ -1,7 +1,7 @@
 """Benchmark plumbing: processes, databases, seeding, wrk, and RSS sampling.
 
 Everything talks to 127.0.0.1 only. Processes are started with the project's own commands
-(`pesagate simulator`, `uvicorn pesagate.app:create_app --factory`), as an operator would.
+(`pesagate simulator`, `uvicorn pesagate.app:from_env --factory`), as an operator would.
 """
 
 import asyncio

@@ -35,6 +35,7 @@ from bench.harness import (
     seed_invoices,
     wrk,
 )
+from bench.paced import paced_stk_push
 from bench.report import write_report
 from pesagate.models import InvoiceState
 
@@ -49,6 +50,14 @@ class Bench:
         self.workdir = workdir
         self.sim_port = free_port()
         self.receiver_port = free_port()
+        self._phone_base = 10
+
+    def phones(self) -> dict[str, str]:
+        """A fresh block of phone numbers for one push run: the simulator is shared by every
+        run and keeps prompts open (no callbacks), and refuses a second push to a number."""
+        base, self._phone_base = self._phone_base, self._phone_base + 2
+        assert base < 99, "out of phone number blocks"
+        return {"BENCH_PHONE_BASE": str(base)}
 
     # ------------------------------------------------------------------ components
     def simulator(self) -> Any:
@@ -102,7 +111,7 @@ class Bench:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "pesagate.app:create_app",
+                "pesagate.app:from_env",
                 "--factory",
                 "--port",
                 str(port),
@@ -174,7 +183,14 @@ class Bench:
             )
             with self.gateway(db_url, processes, port) as gateway, RssSampler(gateway.pid) as rss:
                 self.sim_faults(lost_callback=1.0)
-                push = wrk(url, "stk_push.lua", self.seconds, CONNECTIONS, env)
+                push = wrk(url, "stk_push.lua", self.seconds, CONNECTIONS, env | self.phones())
+                half_peak = paced_stk_push(
+                    url,
+                    merchant.secret_key,
+                    max(push.rps / 2, 1.0),
+                    self.seconds,
+                    self.phones()["BENCH_PHONE_BASE"],
+                )
                 status = wrk(
                     url,
                     "status.lua",
@@ -197,6 +213,9 @@ class Bench:
                 "stk_push_rps": round(push.rps, 1),
                 "stk_push_p50_ms": round(push.p50_ms, 2),
                 "stk_push_p99_ms": round(push.p99_ms, 2),
+                "stk_push_half_peak_rps": round(half_peak.achieved_rps, 1),
+                "stk_push_half_peak_p50_ms": round(half_peak.p50_ms, 2),
+                "stk_push_half_peak_p99_ms": round(half_peak.p99_ms, 2),
                 "status_rps": round(status.rps, 1),
                 "callback_rps": round(callback.rps, 1),
                 "e2e_per_s": round(e2e, 1),
@@ -204,6 +223,7 @@ class Bench:
                 "rss_mb": round(rss.peak_kb / 1024, 1),
                 "errors": {
                     "push": push.non2xx + push.errors,
+                    "push_half_peak": half_peak.errors,
                     "status": status.non2xx + status.errors,
                     "callback": callback.non2xx + callback.errors,
                 },
@@ -226,7 +246,7 @@ class Bench:
             ).raise_for_status()
             self.sim_faults()
             started = time.monotonic()
-            wrk(url, "stk_push.lua", E2E_SECONDS, CONNECTIONS, env)
+            wrk(url, "stk_push.lua", E2E_SECONDS, CONNECTIONS, env | self.phones())
             completed = delivered = 0
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
@@ -276,7 +296,7 @@ class Bench:
                         CONNECTIONS,
                         {**env, "BENCH_INVOICE_IDS": ",".join(ids)},
                     )
-                    push = wrk(url, "stk_push.lua", self.seconds, CONNECTIONS, env)
+                    push = wrk(url, "stk_push.lua", self.seconds, CONNECTIONS, env | self.phones())
             finally:
                 drop_database(db_url)
             label = "1k" if size == 1_000 else ("1m" if size == 1_000_000 else f"{size // 1000}k")
