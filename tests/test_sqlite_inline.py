@@ -104,19 +104,18 @@ def test_readers_are_not_blocked_by_a_writer(sqlite_db):
             await session.execute(text("CREATE TABLE t (v INTEGER)"))
             await session.execute(text("INSERT INTO t VALUES (1)"))
         ready = threading.Event()
-        holder = hold_write_lock(path, 0.5, ready)
+        holder = hold_write_lock(path, 2.0, ready)
         ready.wait()
-        started = time.monotonic()
         async with db.read() as session:
             value = (await session.execute(text("SELECT v FROM t"))).scalar()
-        elapsed = time.monotonic() - started
+        writer_still_holding = holder.is_alive()
         holder.join()
         await db.dispose()
-        return value, elapsed
+        return value, writer_still_holding
 
-    value, elapsed = asyncio.run(scenario())
+    value, writer_still_holding = asyncio.run(scenario())
     assert value == 1
-    assert elapsed < 0.4  # WAL: the reader did not wait for the writer
+    assert writer_still_holding  # WAL: the reader did not wait for the writer
 
 
 def test_a_failed_transaction_rolls_back_and_releases_the_lock(sqlite_db):

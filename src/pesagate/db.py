@@ -30,25 +30,36 @@ SQLITE_READ_BUSY_MS = 50
 SQLITE_WRITE_WAIT_S = 10.0
 
 
+# SQLite: a deferred transaction reads one snapshot from its first read (WAL). PostgreSQL:
+# the session's transaction is already open; this must be its first statement.
+_SNAPSHOT_BEGIN = {
+    True: "BEGIN",
+    False: "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+}
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
 def create_engine(
-    url: str, *, sqlite_begin: str = "BEGIN", sqlite_busy_ms: int = 0, **kwargs: Any
+    url: str, *, sqlite_begin: str | None = "BEGIN", sqlite_busy_ms: int = 0, **kwargs: Any
 ) -> AsyncEngine:
     """`sqlite_begin`: how SQLite transactions start; `BEGIN IMMEDIATE` takes the write lock
     up front, so a transaction never reads a value that another writer changes before it
-    writes (the driver would otherwise read outside any transaction). `sqlite_busy_ms`: how
-    long a statement may block the event loop waiting for another process's lock."""
+    writes (the driver would otherwise read outside any transaction); None: every statement
+    is its own transaction. `sqlite_busy_ms`: how long a statement may block the event loop
+    waiting for another process's lock."""
     if is_sqlite(url):
         path = make_url(url).database or ":memory:"
         engine = create_async_engine(url, async_creator=inline_connector(path), **kwargs)
         event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, sqlite_busy_ms))
+        if sqlite_begin is not None:
+            begin = sqlite_begin
 
-        @event.listens_for(engine.sync_engine, "begin")
-        def _begin(connection: Any) -> None:
-            connection.exec_driver_sql(sqlite_begin)
+            @event.listens_for(engine.sync_engine, "begin")
+            def _begin(connection: Any) -> None:
+                connection.exec_driver_sql(begin)
 
         return engine
     kwargs.setdefault("pool_size", 10)
@@ -82,14 +93,16 @@ class Database:
     PostgreSQL serialises conflicting writers with row locks (`FOR UPDATE`). SQLite has one
     writer at a time: its write transactions begin IMMEDIATE (holding the write lock from the
     first statement, so reads inside them are current), and this process's writers queue
-    behind an asyncio lock rather than block driver threads on the file lock. Reads use a
-    separate engine whose transactions begin deferred and never wait for writers (WAL).
+    behind an asyncio lock. Reads use a separate engine, one statement per transaction unless
+    a snapshot is asked for, and never wait for writers (WAL).
     """
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.is_sqlite = is_sqlite(url)
-        self.engine = create_engine(url, sqlite_busy_ms=SQLITE_READ_BUSY_MS, **engine_kwargs)
+        self.engine = create_engine(
+            url, sqlite_begin=None, sqlite_busy_ms=SQLITE_READ_BUSY_MS, **engine_kwargs
+        )
         self.write_engine = (
             create_engine(url, sqlite_begin="BEGIN IMMEDIATE", **engine_kwargs)
             if self.is_sqlite
@@ -134,9 +147,13 @@ class Database:
             delay_s = min(delay_s * 2, 0.05)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only unit of work: no lock, nothing committed."""
+    async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work: no lock, nothing committed. Each statement sees the
+        latest committed data; `snapshot=True`: every statement sees the same data, for reads
+        that must agree with each other (ledger checks, statements with running balances)."""
         async with self.sessions() as session:
+            if snapshot:
+                await session.execute(text(_SNAPSHOT_BEGIN[self.is_sqlite]))
             yield session
 
     async def dispose(self) -> None:

@@ -35,7 +35,7 @@ def _read(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         await prepare_schema(settings)
         db = Database(settings.database_url)
         try:
-            async with db.read() as session:
+            async with db.read(snapshot=True) as session:
                 return await work(session)
         finally:
             await db.dispose()

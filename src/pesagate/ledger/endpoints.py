@@ -96,7 +96,7 @@ async def wallet_statement(
     db: DbDep,
     pages: PageDep,
 ) -> dict[str, Any]:
-    async with db.read() as session:
+    async with db.read(snapshot=True) as session:
         wallet, _ = await queries.wallet_with_account(session, principal.business_pk, wallet_id)
         count, rows = await queries.statement_page(session, principal.business_pk, pages, wallet.id)
     results = [transaction_json(p, w, i) for p, w, i in rows]
@@ -111,7 +111,7 @@ async def all_transactions(
     pages: PageDep,
     wallet_id: str | None = None,
 ) -> dict[str, Any]:
-    async with db.read() as session:
+    async with db.read(snapshot=True) as session:
         wallet_pk = None
         if wallet_id:
             wallet, _ = await queries.wallet_with_account(session, principal.business_pk, wallet_id)

@@ -137,10 +137,11 @@ async def collect(principal: AnyKeyAuth, push: PusherDep) -> Response:
     summary="An invoice's status (secret or public key)",
     openapi_extra=body_schema(schemas.StatusRequest),
 )
-async def payment_status(principal: AnyKeyAuth, body: JsonBody, db: DbDep) -> dict[str, Any]:
+async def payment_status(principal: AnyKeyAuth, body: JsonBody, db: DbDep) -> Response:
     request = schemas.validate_body(schemas.StatusRequest, body)
     invoice = await service.find_invoice(db, principal.business_pk, request.invoice_id)
-    return status_json(invoice)
+    # A Response, not a dict: FastAPI would validate and re-encode a dict (the hottest route).
+    return JSONBytesResponse(status_json(invoice))
 
 
 @routes(
