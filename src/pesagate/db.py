@@ -108,21 +108,30 @@ class Database:
             if self.is_sqlite
             else self.engine
         )
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        # Facts that never change once committed (ids of platform ledger accounts), shared by
+        # this database's sessions as `session.info[MEMO]`; see `remember_after_commit`.
+        self.memo: dict[str, Any] = {}
+        info = {MEMO: self.memo}
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
+        self.write_sessions = async_sessionmaker(
+            self.write_engine, expire_on_commit=False, info=info
+        )
         self._sqlite_write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         if self._sqlite_write_lock is None:
-            async with self.write_sessions() as session, session.begin():
-                yield session
+            async with self.write_sessions() as session:
+                async with session.begin():
+                    yield session
+                _committed(session)
             return
         async with self._sqlite_write_lock:
             session = await self._sqlite_write_session()
             try:
                 yield session
                 await session.commit()
+                _committed(session)
             except BaseException:
                 await session.rollback()
                 raise
@@ -160,6 +169,28 @@ class Database:
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
+
+
+MEMO = "pesagate.memo"
+_AFTER_COMMIT = "pesagate.after_commit"
+
+
+def remember_after_commit(session: AsyncSession, key: str, value: Any) -> None:
+    """Store `value` in the database's memo once this transaction has committed: a value read
+    or created inside a transaction that rolls back must not be remembered."""
+    session.info.setdefault(_AFTER_COMMIT, []).append((key, value))
+
+
+def remembered(session: AsyncSession, key: str) -> Any:
+    memo = session.info.get(MEMO)
+    return memo.get(key) if memo is not None else None
+
+
+def _committed(session: AsyncSession) -> None:
+    memo = session.info.get(MEMO)
+    for key, value in session.info.pop(_AFTER_COMMIT, []):
+        if memo is not None:
+            memo.setdefault(key, value)
 
 
 async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pesagate.db import insert_ignore
+from pesagate.db import insert_ignore, remember_after_commit, remembered
 from pesagate.kit import ids
 from pesagate.kit.clock import utc_now
 from pesagate.models import (
@@ -22,7 +22,7 @@ from pesagate.models import (
     TransType,
     Wallet,
 )
-from pesagate.worker.jobs import schedule
+from pesagate.worker.jobs import add_job
 
 RELEASE_JOB = "release_clearing"
 
@@ -75,7 +75,14 @@ async def wallet_account(
 async def platform_account(
     session: AsyncSession, kind: AccountKind, currency: str
 ) -> LedgerAccount:
+    """The platform's account of this kind, created on first use. Remembered per database once
+    committed: postings to platform accounts need only its id and kind (their balances are
+    summed from postings, never stored on the row), and four statements per collection were
+    spent looking them up."""
     code = platform_account_code(kind, currency)
+    known: LedgerAccount | None = remembered(session, code)
+    if known is not None:
+        return known
     await insert_ignore(
         session,
         LedgerAccount,
@@ -91,6 +98,9 @@ async def platform_account(
     )
     account = await session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
     assert account is not None
+    # A transient copy: the session's own instance expires when its session ends.
+    copy = LedgerAccount(id=account.id, code=code, kind=account.kind, currency=currency)
+    remember_after_commit(session, code, copy)
     return account
 
 
@@ -175,9 +185,7 @@ async def post_collection(session: AsyncSession, invoice: Invoice) -> bool:
     invoice.clearing_status = status.value
     if clearing:
         at = utc_now() + timedelta(seconds=business.clearing_delay_s)
-        await schedule(
-            session, RELEASE_JOB, f"release:{posted[0].id}", at, {"entry_id": posted[0].id}
-        )
+        add_job(session, RELEASE_JOB, f"release:{posted[0].id}", at, {"entry_id": posted[0].id})
     return True
 
 

@@ -40,7 +40,7 @@ from pesagate.payments.schemas import (
     validate_body,
 )
 from pesagate.webhooks.emit import collection_event
-from pesagate.worker.jobs import schedule
+from pesagate.worker.jobs import add_job
 
 log = structlog.get_logger("pesagate.payments")
 
@@ -83,7 +83,7 @@ async def create_invoice(
     first_query_at = utc_now() + timedelta(
         seconds=settings.stk_prompt_ttl_s + settings.reconcile_grace_s
     )
-    await schedule(
+    add_job(
         session,
         RECONCILE_JOB,
         state.reconcile_job_key(invoice.id),

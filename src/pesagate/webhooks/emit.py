@@ -14,7 +14,7 @@ from pesagate.ledger.transfers import Transfer, transfer_hooks
 from pesagate.ledger.views import transaction_json, wallet_json
 from pesagate.models import Invoice, LedgerAccount, Topic, WebhookEndpoint, WebhookEvent
 from pesagate.payments.views import invoice_json
-from pesagate.worker.jobs import schedule
+from pesagate.worker.jobs import add_job
 
 DELIVERY_JOB = "deliver_webhook"
 TOPIC_FLAGS = {
@@ -61,7 +61,7 @@ async def add_event(
     )
     session.add(event)
     await session.flush()
-    await schedule(session, DELIVERY_JOB, f"webhook:{event.id}", utc_now(), {"event_pk": event.id})
+    add_job(session, DELIVERY_JOB, f"webhook:{event.id}", utc_now(), {"event_pk": event.id})
     return event
 
 
