@@ -1,5 +1,6 @@
 """SPEC section 5: every sandbox number ends in its right state, whatever Daraja does."""
 
+import socket
 import threading
 
 import httpx
@@ -230,3 +231,16 @@ def test_daraja_unreachable_fails_the_push_without_sending(start_gateway):
     assert session["invoice"]["state"] == "FAILED"
     assert session["invoice"]["failed_code"] == "PUSH_NOT_SENT"
     assert gateway.sim.control("GET", "/transactions") == []
+
+
+def test_an_unreachable_daraja_fails_the_push_as_not_sent(start_gateway):
+    """Through the gateway's real transport (aiohttp under httpx): a refused connection is no
+    answer, never a crash; without a token nothing reached M-Pesa, so the invoice fails."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    gateway = start_gateway(mpesa_base_url=f"http://127.0.0.1:{port}")
+    session = gateway.push("254712340099")
+    assert session["invoice"]["state"] == "FAILED"
+    assert session["invoice"]["failed_code"] == "PUSH_NOT_SENT"
+    assert "Cannot connect to host" in session["invoice"]["failed_reason"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+import aiohttp
 import httpx
 import orjson
 import structlog
@@ -77,6 +78,10 @@ __all__ = [
     "QueryPending",
     "QueryResult",
 ]
+
+# What a request to Daraja can raise besides an answer. httpx's own errors, plus what the
+# aiohttp transport (services.py) lets through unmapped: never a crash, always "no answer".
+TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, TimeoutError, OSError)
 
 log = structlog.get_logger("pesagate.mpesa")
 
@@ -218,7 +223,7 @@ class DarajaClient:
                 headers={"Authorization": self._basic, "Accept": "application/json"},
                 timeout=self.config.timeout_s,
             )
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             reason = f"OAuth request failed: {_describe_exception(exc)}"
             log.warning("daraja.oauth.failed", reason=reason)
             raise DarajaAuthError(reason) from exc
@@ -352,7 +357,7 @@ class DarajaClient:
                 return _NoToken(f"no access token: {exc.reason}")
             try:
                 answer = await self._post(path, payload, token)
-            except httpx.HTTPError as exc:
+            except TRANSPORT_ERRORS as exc:
                 return _NetworkError(_describe_exception(exc))
             if attempt == 1 and _token_refused(answer):
                 logger.info(f"daraja.{call}.token_refused", http_status=answer.status)
@@ -511,6 +516,6 @@ def _snippet(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
-def _describe_exception(exc: httpx.HTTPError) -> str:
+def _describe_exception(exc: BaseException) -> str:
     detail = str(exc).strip()
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
