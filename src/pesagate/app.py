@@ -16,6 +16,7 @@ from pesagate.http import InputGuardMiddleware, RequestContextMiddleware, instal
 from pesagate.kit.asgi import TransportAwareFastAPI
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.kit.logs import configure_logging
+from pesagate.kit.runtime import tune_gc
 from pesagate.ledger import endpoints as ledger_endpoints
 from pesagate.payments import callback_endpoint
 from pesagate.payments import endpoints as payment_endpoints
@@ -89,7 +90,9 @@ def from_env() -> TransportAwareFastAPI:
     `uvicorn pesagate.app:from_env --factory` and for `pesagate serve --workers N`."""
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    tune_gc()
+    return app
 
 
 def _add_operational_routes(app: FastAPI, services: Services) -> None:

@@ -13,6 +13,7 @@ from pesagate.commands import console, load_settings, prepare_schema, run
 from pesagate.config import LogSettings, Settings
 from pesagate.db import Database
 from pesagate.kit.logs import configure_logging
+from pesagate.kit.runtime import tune_gc
 from pesagate.ledger.commands import ledger_app, wallet_app
 from pesagate.merchants.commands import keys_app, merchant_app
 from pesagate.merchants.service import NewMerchant, create_demo_merchant_if_empty
@@ -89,6 +90,7 @@ def serve(
         )
         return
     gateway = create_app(settings, run_worker=False if no_worker else None)
+    tune_gc()
     uvicorn.run(gateway, host=host, port=port, log_config=None, access_log=False)
 
 
