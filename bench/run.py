@@ -41,6 +41,9 @@ from pesagate.models import InvoiceState
 
 CONNECTIONS = 32
 E2E_SECONDS = 5
+# wrk stops by closing its connections; requests already inside the gateway still run to
+# completion. Each measurement waits for that tail so it does not pay for the previous one.
+SETTLE_S = 3.0
 
 
 class Bench:
@@ -184,6 +187,7 @@ class Bench:
             with self.gateway(db_url, processes, port) as gateway, RssSampler(gateway.pid) as rss:
                 self.sim_faults(lost_callback=1.0)
                 push = wrk(url, "stk_push.lua", self.seconds, CONNECTIONS, env | self.phones())
+                time.sleep(SETTLE_S)
                 half_peak = paced_stk_push(
                     url,
                     merchant.secret_key,
@@ -198,6 +202,7 @@ class Bench:
                     CONNECTIONS,
                     {**env, "BENCH_INVOICE_IDS": ",".join(status_ids[:500])},
                 )
+                time.sleep(SETTLE_S)
                 callback = wrk(
                     url,
                     "callback.lua",
@@ -205,6 +210,7 @@ class Bench:
                     CONNECTIONS,
                     {"BENCH_CALLBACKS_FILE": str(callbacks_file)},
                 )
+                time.sleep(SETTLE_S)
                 e2e, webhooks = self.end_to_end(url, merchant, env)
             return {
                 "db": db,
@@ -301,6 +307,7 @@ class Bench:
                         CONNECTIONS,
                         {**env, "BENCH_INVOICE_IDS": ",".join(ids)},
                     )
+                    time.sleep(SETTLE_S)
                     push = wrk(url, "stk_push.lua", self.seconds, CONNECTIONS, env | self.phones())
             finally:
                 drop_database(db_url)
