@@ -5,6 +5,7 @@ import asyncio
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
@@ -14,6 +15,7 @@ from pesagate import migrate
 from pesagate.db import Database
 from pesagate.merchants.service import create_merchant
 from pesagate.models import ApiKey, Base, Business, Environment, Wallet
+from pesagate.simulator import SimulatorSettings, create_simulator_app
 from tests.fixtures.cli import (
     ServeProcess,
     cli_env,
@@ -22,7 +24,7 @@ from tests.fixtures.cli import (
     run_cli,
     start_cli,
 )
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import UvicornThread, wait_until
 
 WALLET_ID = re.compile(r"[A-Z0-9]{7}")
 COMMANDS = ("serve", "worker", "migrate", "simulator", "merchant", "keys", "stk-push")
@@ -296,3 +298,55 @@ def test_webhook_add_list_test_remove(db_url, callback_receiver):
     assert run_cli(["webhook", "remove", webhook_id], env).returncode == 0
     assert webhook_id not in run_cli(["webhook", "list", business_id], env).stdout
     assert run_cli(["webhook", "test", webhook_id], env).returncode == 1
+
+
+def test_serve_with_workers_refuses_the_embedded_simulator(tmp_path):
+    result = run_cli(
+        ["serve", "--workers", "2"],
+        cli_env(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", PESAGATE_SIMULATOR="on"),
+    )
+    assert result.returncode == 2
+    assert "PESAGATE_SIMULATOR=off" in result.stderr
+    assert not (tmp_path / "p.db").exists()  # refused before touching anything
+
+
+def test_serve_with_two_workers_takes_payments(db_url):
+    """Two API processes on one port, the simulator standalone: a payment completes through
+    whichever process answers, and each process is a child of `pesagate serve`."""
+    simulator = UvicornThread(
+        create_simulator_app(SimulatorSettings(delay_min_s=0.0, delay_max_s=0.0))
+    ).__enter__()
+    _, _, secret_key = existing_merchant(db_url)
+    try:
+        extra = {"PESAGATE_SIMULATOR": "off", "PESAGATE_MPESA_BASE_URL": simulator.url}
+        with ServeProcess(db_url, args=("--workers", "2"), **extra) as serve:
+            assert serve.process is not None
+            children = Path(f"/proc/{serve.process.pid}/task/{serve.process.pid}/children")
+            wait_until(lambda: len(children.read_text().split()) >= 2, what="two workers")
+            auth = {"Authorization": f"Bearer {secret_key}"}
+            invoice_ids = []
+            for phone in ("254712345601", "254712345602", "254712345603"):
+                response = httpx.post(
+                    f"{serve.url}/api/v1/payment/mpesa-stk-push/",
+                    json={"phone_number": phone, "amount": 100},
+                    headers=auth,
+                    timeout=30,
+                )
+                assert response.status_code == 200, response.text
+                invoice_ids.append(response.json()["invoice"]["invoice_id"])
+
+            def states() -> list[str] | None:
+                found = [
+                    httpx.post(
+                        f"{serve.url}/api/v1/payment/status/",
+                        json={"invoice_id": invoice_id},
+                        headers=auth,
+                        timeout=30,
+                    ).json()["invoice"]["state"]
+                    for invoice_id in invoice_ids
+                ]
+                return found if set(found) <= {"COMPLETE", "FAILED"} else None
+
+            assert wait_until(states, what="the payments to settle") == ["COMPLETE"] * 3
+    finally:
+        simulator.__exit__()

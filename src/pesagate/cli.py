@@ -9,7 +9,7 @@ import typer
 import uvicorn
 
 from pesagate import __version__
-from pesagate.commands import console, load_settings, prepare_schema, run
+from pesagate.commands import console, err_console, load_settings, prepare_schema, run
 from pesagate.config import LogSettings, Settings
 from pesagate.db import Database
 from pesagate.kit.logs import configure_logging
@@ -66,6 +66,13 @@ def serve(
     from pesagate.app import create_app
 
     settings = load_settings()
+    if workers > 1 and settings.simulator_enabled:
+        err_console.print(
+            "[bold red]--workers needs PESAGATE_SIMULATOR=off:[/] the embedded simulator keeps "
+            "M-Pesa's state in one process. Run `pesagate simulator` on its own and point "
+            "PESAGATE_MPESA_BASE_URL at it."
+        )
+        raise typer.Exit(2)
     configure_logging(settings.log_format, settings.log_level)
     demo = run(_prepare(settings))
     console.print(f"[bold green]pesagate {__version__}[/] ({settings.env}) on http://{host}:{port}")

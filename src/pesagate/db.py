@@ -33,6 +33,10 @@ SQLITE_WRITE_WAIT_S = 10.0
 SQLITE_WRITE_RETRY_MAX_S = 0.005
 
 
+# Keys of `session.info`: the database's memo, and what to put in it after the commit.
+MEMO = "pesagate.memo"
+_AFTER_COMMIT = "pesagate.after_commit"
+
 # SQLite: a deferred transaction reads one snapshot from its first read (WAL). PostgreSQL:
 # the session's transaction is already open; this must be its first statement.
 _SNAPSHOT_BEGIN = {
@@ -172,10 +176,6 @@ class Database:
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
-
-
-MEMO = "pesagate.memo"
-_AFTER_COMMIT = "pesagate.after_commit"
 
 
 def remember_after_commit(session: AsyncSession, key: str, value: Any) -> None:

@@ -2,7 +2,6 @@
 callbacks were all lost leaves an invoice without a CheckoutRequestID, which no STK query can
 settle. The statement does, by the invoice id echoed as the bill reference."""
 
-import asyncio
 import re
 import time
 
@@ -10,7 +9,6 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from pesagate.db import Database
 from pesagate.ledger.verify import verify
 from pesagate.payments.tasks import NO_RESULT_REASON, UNREAD_STATEMENT_REASON
 from tests.fixtures.servers import CallbackReceiver, wait_until
@@ -56,18 +54,6 @@ def statement_checks(gateway, outcome):
     return float(found.group(1)) if found else 0.0
 
 
-def books_are_clean(gateway):
-    async def go():
-        db = Database(gateway.db_url)
-        try:
-            async with db.read() as session:
-                return await verify(session)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
-
-
 def add_webhook(gateway, url):
     with gateway.client(gateway.merchant.secret_key) as client:
         response = client.post("/webhooks/", json={"endpoint": url, "challenge": "stmt"})
@@ -106,7 +92,7 @@ def test_a_payment_known_only_to_the_statement_completes_once(start_gateway, rec
         ("SALE", "1500.00"),
     ]
     assert {line["invoice"]["invoice_id"] for line in lines} == {invoice_id}
-    assert books_are_clean(gateway) == []
+    assert gateway.query(verify) == []
 
     # The merchant hears about it like any other payment.
     requests = receiver.wait_for("/hooks", count=2)

@@ -12,18 +12,6 @@ from pesagate.ledger.verify import verify
 from tests.fixtures.servers import wait_until
 
 
-def books_are_clean(gateway):
-    async def go():
-        db = Database(gateway.db_url)
-        try:
-            async with db.read() as session:
-                return await verify(session)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
-
-
 def test_sdk_wallet_calls(gateway):
     service = gateway.sdk()
     invoice_id = service.collect.mpesa_stk_push(phone_number="254712345678", amount=1500)[
@@ -66,7 +54,7 @@ def test_sdk_wallet_calls(gateway):
     ]
     assert lines[1]["invoice"]["invoice_id"] == invoice_id and lines[0]["invoice"] is None
     assert sum(float(line["value"]) for line in lines) == pytest.approx(1066.50)
-    assert books_are_clean(gateway) == []
+    assert gateway.query(verify) == []
 
 
 def test_transfer_refusals(gateway):
@@ -155,7 +143,7 @@ def test_concurrent_http_transfers_never_overdraw(gateway):
     assert statuses.count(200) == 9 and statuses.count(400) == 6
     details = gateway.sdk().wallets.details(gateway.merchant.wallet_id)
     assert details["available_balance"] == "78.00"
-    assert books_are_clean(gateway) == []
+    assert gateway.query(verify) == []
 
 
 def test_clearing_period(start_gateway):
@@ -183,4 +171,4 @@ def test_clearing_period(start_gateway):
     wait_until(lambda: gateway.status(invoice_id)["clearing_status"] == "AVAILABLE")
     wallet = gateway.sdk().wallets.details(gateway.merchant.wallet_id)
     assert wallet["available_balance"] == "978.00"
-    assert books_are_clean(gateway) == []
+    assert gateway.query(verify) == []
