@@ -28,9 +28,12 @@ FAST_GATEWAY = {
     "reconcile_backoff_s": 0.2,
     "worker_poll_s": 0.05,
 }
+# The customer answers after 0.25 s: long enough that the push's own answer is always stored
+# before the result callback arrives (a real customer takes seconds), so tests can expect
+# PENDING -> PROCESSING -> final. With no delay a fast gateway sometimes saw the callback first.
 FAST_SIMULATOR = {
-    "delay_min_s": 0.0,
-    "delay_max_s": 0.0,
+    "delay_min_s": 0.25,
+    "delay_max_s": 0.25,
     "prompt_ttl_s": 1.0,
     "late_callback_s": 2.5,
 }
