@@ -199,18 +199,7 @@ def fresh_database(kind: str, workdir: Path) -> str:
     if kind == "sqlite":
         path = workdir / f"bench-{secrets.token_hex(4)}.db"
         return f"sqlite+aiosqlite:///{path}"
-    name = f"pesagate_bench_{secrets.token_hex(4)}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(PG_ADMIN)
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
-    base = PG_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
-    return f"{base}/{name}"
+    return create_postgres_database(PG_ADMIN, "pesagate_bench")
 
 
 def drop_database(url: str) -> None:
@@ -219,16 +208,28 @@ def drop_database(url: str) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
+    drop_postgres_database(PG_ADMIN, url)
+
+
+def create_postgres_database(admin_url: str, prefix: str) -> str:
+    """A new database `<prefix>_<random>` on the server of `admin_url`; its asyncpg URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    base = admin_url.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def drop_postgres_database(admin_url: str, url: str) -> None:
     name = url.rsplit("/", 1)[1]
+    asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
-    async def drop() -> None:
-        connection = await asyncpg.connect(PG_ADMIN)
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
 
-    asyncio.run(drop())
+async def _admin(admin_url: str, statement: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 @dataclass

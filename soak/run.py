@@ -16,7 +16,6 @@ import hmac
 import json
 import os
 import random
-import secrets
 import signal
 import subprocess
 import sys
@@ -35,7 +34,12 @@ from rich.console import Console
 from rich.table import Table
 from standardwebhooks import Webhook
 
-from bench.harness import free_port, wait_http
+from bench.harness import (
+    create_postgres_database,
+    drop_postgres_database,
+    free_port,
+    wait_http,
+)
 
 PG_ADMIN = os.environ.get(
     "PESAGATE_SOAK_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -94,33 +98,6 @@ class Outcomes:
     server_errors: list[float] = field(default_factory=list)  # monotonic times of 5xx
     connection_errors: int = 0
     kills: list[tuple[str, float, float]] = field(default_factory=list)  # name, killed, back
-
-
-def create_database() -> str:
-    name = f"pesagate_soak_{secrets.token_hex(4)}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(PG_ADMIN)
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
-    return PG_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_database(url: str) -> None:
-    async def drop() -> None:
-        connection = await asyncpg.connect(PG_ADMIN)
-        try:
-            await connection.execute(
-                f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'
-            )
-        finally:
-            await connection.close()
-
-    asyncio.run(drop())
 
 
 def pesagate(args: list[str], env: dict[str, str]) -> str:
@@ -261,7 +238,7 @@ def main() -> None:
     # Stopped from outside: still run the cleanup below (children, database).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     random.seed(args.seed)
-    db_url = create_database()
+    db_url = create_postgres_database(PG_ADMIN, "pesagate_soak")
     workdir = Path(tempfile.mkdtemp(prefix="pesagate-soak-"))
     receiver_log = workdir / "received.jsonl"
     receiver_log.touch()
@@ -421,7 +398,7 @@ def main() -> None:
         for helper in helpers:
             helper.terminate()
             helper.wait()
-        drop_database(db_url)
+        drop_postgres_database(PG_ADMIN, db_url)
     sys.exit(0 if report else 1)
 
 

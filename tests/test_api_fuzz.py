@@ -50,7 +50,7 @@ from pesagate.db import Database
 from pesagate.merchants.service import create_merchant
 from pesagate.models import Environment
 from pesagate.simulator import SimulatorSettings
-from tests.fixtures.databases import PostgresUnavailable
+from tests.fixtures.databases import fresh_database
 from tests.fixtures.servers import UvicornThread, bound_socket, wait_until
 
 EXAMPLES = int(os.environ.get("PESAGATE_FUZZ_EXAMPLES", "40"))
@@ -163,31 +163,12 @@ def _make_merchants(db_url: str) -> tuple[Any, Any]:
     return asyncio.run(go())
 
 
-def _fuzz_database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The whole campaign runs once on SQLite and once on PostgreSQL (like `db_url`)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('api-fuzz') / 'pesagate.db'}"
-        return
-    server = request.getfixturevalue("postgres_server")
-    if isinstance(server, PostgresUnavailable):
-        message = f"PostgreSQL half of the fuzz run NOT RUN: {server.reason}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    url = server.create_database()
-    try:
-        yield url
-    finally:
-        server.drop_database(url)
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def fuzz_gateway(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FuzzGateway]:
-    databases = _fuzz_database(request, tmp_path_factory)
+    # The whole campaign runs once on SQLite and once on PostgreSQL (like `db_url`).
+    databases = fresh_database(request, tmp_path_factory.mktemp("api-fuzz"), "the fuzz run")
     db_url = next(databases)
     try:
         yield from _serve(db_url)

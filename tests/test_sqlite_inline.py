@@ -36,6 +36,16 @@ def hold_write_lock(path, seconds: float, ready: threading.Event) -> threading.T
     return thread
 
 
+async def table_locked_by_another(db, path, seconds: float) -> threading.Thread:
+    """An empty table `t`, and another connection holding the write lock for `seconds`."""
+    async with db.transaction() as session:
+        await session.execute(text("CREATE TABLE t (v INTEGER)"))
+    ready = threading.Event()
+    holder = hold_write_lock(path, seconds, ready)
+    ready.wait()
+    return holder
+
+
 async def count_ticks(stop: asyncio.Event) -> int:
     ticks = 0
     while not stop.is_set():
@@ -48,11 +58,7 @@ def test_a_writer_waits_for_another_connections_lock_without_blocking_the_loop(s
     path, db = sqlite_db
 
     async def scenario():
-        async with db.transaction() as session:
-            await session.execute(text("CREATE TABLE t (v INTEGER)"))
-        ready = threading.Event()
-        holder = hold_write_lock(path, 0.5, ready)
-        ready.wait()
+        holder = await table_locked_by_another(db, path, 0.5)
         stop = asyncio.Event()
         ticker = asyncio.create_task(count_ticks(stop))
         started = time.monotonic()
@@ -77,11 +83,7 @@ def test_a_writer_gives_up_after_the_wait_limit(sqlite_db, monkeypatch):
     monkeypatch.setattr(db_module, "SQLITE_WRITE_WAIT_S", 0.2)
 
     async def scenario():
-        async with db.transaction() as session:
-            await session.execute(text("CREATE TABLE t (v INTEGER)"))
-        ready = threading.Event()
-        holder = hold_write_lock(path, 1.0, ready)
-        ready.wait()
+        holder = await table_locked_by_another(db, path, 1.0)
         try:
             with pytest.raises(OperationalError, match="locked"):
                 async with db.transaction() as session:

@@ -54,10 +54,9 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> "Services":
         db = Database(settings.database_url)
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)  # the transport's
         http = httpx.AsyncClient(
             timeout=settings.mpesa_timeout_s,
-            limits=limits,
             trust_env=False,
             # httpx's API over aiohttp's connections: httpcore's pool was ~11% of an STK
             # push's CPU (bench/profile.py push); the client code and its tests stay httpx.
