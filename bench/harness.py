@@ -29,8 +29,8 @@ from pesagate import migrate
 from pesagate.db import Database
 from pesagate.kit import ids
 from pesagate.kit.clock import utc_now
-from pesagate.merchants.service import create_merchant
 from pesagate.models import Customer, Environment, Invoice, InvoiceState, Tariff
+from pesagate.services import create_merchant
 
 HERE = Path(__file__).parent
 PG_ADMIN = os.environ.get(

@@ -1,6 +1,7 @@
 """BENCHMARKS.md from a results JSON."""
 
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 
@@ -59,6 +60,8 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         label = key.removeprefix("status_rps_")
         lines.append(f"| {label} | {scale[key]:.0f} | {scale[f'stk_push_rps_{label}']:.0f} |")
     lines += ["", *_targets(results)]
+    if "versus_peer" in results:
+        lines += ["", *versus_peer_report(results["versus_peer"])]
     notes = Path(__file__).parent / "NOTES.md"
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]
@@ -122,3 +125,57 @@ def _targets(results: dict[str, Any]) -> list[str]:
             value >= SCALE_TARGET,
         )
     return lines
+
+
+PEER_RPS_TARGET = 3.0  # pesagate's rps at least this many times the peer's, on every path
+TAIL_GROWTH_TARGET = 1.5  # pesagate's callback p99: last round at most this times the first
+PATH_NAMES = {"stk_push": "STK push", "status": "status", "callback": "callback"}
+
+
+def versus_peer_report(versus: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Side by side with a Django peer",
+        "",
+        "pesagate (one process, its worker on, as `pesagate serve` runs) and `bench/peer/`, a",
+        "shop on mainfinity-django-mpesa 0.1.1 (Django 5.2, DRF, gunicorn with one sync worker,",
+        "callbacks processed in the request), both on SQLite and both up throughout, loaded one",
+        f"at a time by wrk -t1 -c{versus['connections']} for {versus['seconds']} s per path in"
+        f" {versus['rounds']} interleaved rounds. Medians of the rounds; every round's rps after.",
+        "",
+        "| path | peer rps (p99 ms) | pesagate rps (p99 ms) | pesagate / peer | target"
+        f" (>= {PEER_RPS_TARGET:.0f}x, p99 no worse) |",
+        "|---|---|---|---|---|",
+    ]
+    for path, name in PATH_NAMES.items():
+        ours, theirs = versus["pesagate"][path], versus["peer"][path]
+        our_rps, their_rps = median(r["rps"] for r in ours), median(r["rps"] for r in theirs)
+        our_p99, their_p99 = median(r["p99_ms"] for r in ours), median(r["p99_ms"] for r in theirs)
+        times = our_rps / their_rps if their_rps else 0.0
+        met = times >= PEER_RPS_TARGET and our_p99 <= their_p99
+        lines.append(
+            f"| {name} | {their_rps:.0f} ({their_p99:.0f}) {_each(theirs)}"
+            f" | {our_rps:.0f} ({our_p99:.0f}) {_each(ours)} | {times:.2f}"
+            f" | {'yes' if met else 'no'} |"
+        )
+    for system in ("pesagate", "peer"):
+        tail = [r["p99_ms"] for r in versus[system]["callback"]]
+        growth = tail[-1] / tail[0] if tail[0] else 0.0
+        met = "met" if growth <= TAIL_GROWTH_TARGET else "not met"
+        verdict = f" (target <= {TAIL_GROWTH_TARGET}: {met})" if system == "pesagate" else ""
+        rounds = " -> ".join(f"{value:.0f}" for value in tail)
+        lines.append(
+            f"\n{system} callback p99 by round, ms: {rounds}; last / first {growth:.2f}{verdict}."
+        )
+    errors = {
+        f"{system} {path}": sum(r["errors"] for r in versus[system][path])
+        for system in ("pesagate", "peer")
+        for path in PATH_NAMES
+    }
+    if any(errors.values()):
+        failed = ", ".join(f"{key}: {count}" for key, count in errors.items() if count)
+        lines.append(f"\nErrors and non-2xx answers: {failed}.")
+    return lines
+
+
+def _each(rounds: list[dict[str, float]]) -> str:
+    return "(" + ", ".join(f"{r['rps']:.0f}" for r in rounds) + ")"

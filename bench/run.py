@@ -4,8 +4,9 @@ For each database (SQLite, PostgreSQL) and process count (1, cores): the ceiling
 FastAPI JSON route), STK push (push path only: the simulator accepts without callbacks),
 status, callback ingestion, end-to-end completions (push, callback, COMPLETE, webhook
 delivered), webhook deliveries, and peak RSS; then status and push with 1,000 and 1,000,000
-invoices already stored. Results: bench/results/latest.json and BENCHMARKS.md.
-`--quick`: SQLite, 1 process, short runs (under 2 minutes).
+invoices already stored; then pesagate and a real Django peer (`bench/peer/`) side by side, in
+interleaved rounds. Results: bench/results/latest.json and BENCHMARKS.md.
+`--quick`: SQLite, 1 process, short runs (about 4 minutes).
 """
 
 import argparse
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from bench import peer
 from bench.harness import (
     HERE,
     Merchant,
@@ -36,11 +38,14 @@ from bench.harness import (
     wrk,
 )
 from bench.paced import paced_stk_push
-from bench.report import write_report
+from bench.report import versus_peer_report, write_report
 from pesagate.models import InvoiceState
 
 CONNECTIONS = 32
 E2E_SECONDS = 5
+# Side by side with the peer: as the issue that set the targets measured it (wrk -t1 -c16).
+PEER_CONNECTIONS = 16
+PEER_PATHS = ("stk_push", "status", "callback")
 # wrk stops by closing its connections; requests already inside the gateway still run to
 # completion. Each measurement waits for that tail so it does not pay for the previous one.
 SETTLE_S = 3.0
@@ -108,6 +113,9 @@ class Bench:
             "PESAGATE_LOG_LEVEL": "WARNING",
             "PESAGATE_STK_PROMPT_TTL_S": "3600",  # no reconciliation during a run
             "PESAGATE_WORKER_POLL_S": "0.05",
+            # Throughput is measured with one key (and few phones): no prompt limits.
+            "PESAGATE_PROMPT_LIMIT_PER_KEY": "",
+            "PESAGATE_PROMPT_LIMIT_PER_PHONE": "",
         }
         return process(
             [
@@ -282,6 +290,89 @@ class Bench:
             ).json()["count"]
         return completed / elapsed, delivered / elapsed
 
+    # ------------------------------------------------------------------ versus the peer
+    def versus_peer(self) -> dict[str, Any]:
+        """pesagate (one process, its worker on, as `pesagate serve` runs) and the Django peer
+        (gunicorn, one sync worker), both on SQLite and both up throughout, loaded one at a
+        time: each round runs push, status and callback on each, the first system alternating
+        from round to round."""
+        rounds, seconds = (3, 3) if self.quick else (5, 8)
+        pending = 8_000 if self.quick else 30_000
+        print(f"== versus the Django peer: {rounds} rounds of {seconds} s", flush=True)
+        db_url = fresh_database("sqlite", self.workdir)
+        port, peer_port = free_port(), free_port()
+        url, peer_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer_port}"
+        daraja = f"http://127.0.0.1:{self.sim_port}"
+        try:
+            merchant = asyncio.run(prepare(db_url))
+            settled = asyncio.run(
+                seed_invoices(db_url, merchant, 1_000, InvoiceState.COMPLETE, url)
+            )
+            processing = asyncio.run(
+                seed_invoices(db_url, merchant, pending, InvoiceState.PROCESSING, url)
+            )
+            ours_file = self.workdir / "versus_callbacks.txt"
+            ours_file.write_text("".join(f"{t} {c} {p} 100.00\n" for _, t, c, p in processing))
+            peer_db, peer_file = self.workdir / "peer.sqlite3", self.workdir / "peer_callbacks.txt"
+            peer.prepare(peer_db, daraja, peer_port, pending, peer_file)
+            scripts = {
+                "pesagate": {
+                    "stk_push": ("stk_push.lua", {"BENCH_SECRET_KEY": merchant.secret_key}),
+                    "status": (
+                        "status.lua",
+                        {
+                            "BENCH_SECRET_KEY": merchant.secret_key,
+                            "BENCH_INVOICE_IDS": ",".join(row[0] for row in settled[:500]),
+                        },
+                    ),
+                    "callback": ("callback.lua", {"BENCH_CALLBACKS_FILE": str(ours_file)}),
+                },
+                "peer": {
+                    "stk_push": ("peer_stk_push.lua", {}),
+                    "status": (
+                        "peer_status.lua",
+                        {"BENCH_CHECKOUT_IDS": ",".join(peer.settled_ids(pending, 500))},
+                    ),
+                    "callback": ("peer_callback.lua", {"BENCH_CALLBACKS_FILE": str(peer_file)}),
+                },
+            }
+            urls = {"pesagate": url, "peer": peer_url}
+            results: dict[str, dict[str, list[dict[str, float]]]] = {
+                system: {path: [] for path in PEER_PATHS} for system in urls
+            }
+            offsets = dict.fromkeys(urls, 0)
+            with (
+                self.gateway(db_url, 1, port),
+                peer.serve(peer_db, daraja, peer_port),
+            ):
+                self.sim_faults(lost_callback=1.0)
+                for round_no in range(rounds):
+                    order = list(urls) if round_no % 2 == 0 else list(reversed(urls))
+                    for system in order:
+                        for path in PEER_PATHS:
+                            script, env = scripts[system][path]
+                            env = env | {"BENCH_CALLBACK_OFFSET": str(offsets[system])}
+                            if path == "stk_push":
+                                env |= self.phones()
+                            result = wrk(
+                                urls[system], script, seconds, PEER_CONNECTIONS, env, threads=1
+                            )
+                            if path == "callback":
+                                offsets[system] += result.requests
+                            results[system][path].append(
+                                {
+                                    "rps": round(result.rps, 1),
+                                    "p50_ms": round(result.p50_ms, 2),
+                                    "p99_ms": round(result.p99_ms, 2),
+                                    "errors": result.errors + result.non2xx,
+                                }
+                            )
+                            time.sleep(SETTLE_S)
+                    print(f"   round {round_no + 1}/{rounds} done", flush=True)
+        finally:
+            drop_database(db_url)
+        return {"rounds": rounds, "seconds": seconds, "connections": PEER_CONNECTIONS, **results}
+
     # ------------------------------------------------------------------ scale
     def scale(self, db: str) -> dict[str, Any]:
         sizes = (1_000, 1_000_000) if not self.quick else (1_000, 50_000)
@@ -347,6 +438,9 @@ def commit() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--peer-only", action="store_true", help="Only pesagate side by side with the peer."
+    )
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     configs = (
@@ -357,15 +451,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pesagate-bench-") as tmp:
         bench = Bench(args.quick, Path(tmp))
         with bench.simulator(), bench.receiver():
-            runs = [bench.run_config(db, processes) for db, processes in configs]
-            scale = bench.scale("sqlite" if args.quick else "postgresql")
-    results = {
-        "commit": commit(),
-        "machine": machine(),
-        "quick": args.quick,
-        "runs": runs,
-        "scale": scale,
-    }
+            if not args.peer_only:
+                runs = [bench.run_config(db, processes) for db, processes in configs]
+                scale = bench.scale("sqlite" if args.quick else "postgresql")
+            versus = bench.versus_peer()
+    results: dict[str, Any] = {"commit": commit(), "machine": machine(), "quick": args.quick}
+    if args.peer_only:
+        results["versus_peer"] = versus
+        out = HERE / "results" / "peer.json"
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print("\n".join(versus_peer_report(versus)))
+        return
+    results |= {"runs": runs, "scale": scale, "versus_peer": versus}
     out = HERE / "results" / ("quick.json" if args.quick else "latest.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

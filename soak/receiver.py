@@ -1,5 +1,6 @@
 """The soak's webhook receiver: fails a share of requests (SOAK_FAIL_RATE, seeded) and writes
-every request it accepts to SOAK_RECEIVER_LOG as a JSON line, for the checker to verify."""
+every request, with the status it answered, to SOAK_RECEIVER_LOG as a JSON line, for the
+checker to verify (signatures, states delivered, how long each event waited)."""
 
 import os
 import random
@@ -23,10 +24,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not message.get("more_body"):
             break
     status = 500 if RNG.random() < FAIL_RATE else 200
-    if status == 200:
-        headers = {name.decode(): value.decode() for name, value in scope["headers"]}
-        entry = {"headers": headers, "body": body.decode(), "received_at": time.time()}
-        LOG.write(orjson.dumps(entry) + b"\n")
-        LOG.flush()
+    headers = {name.decode(): value.decode() for name, value in scope["headers"]}
+    entry = {
+        "headers": headers,
+        "body": body.decode(),
+        "received_at": time.time(),
+        "status": status,
+    }
+    LOG.write(orjson.dumps(entry) + b"\n")
+    LOG.flush()
     await send({"type": "http.response.start", "status": status, "headers": []})
     await send({"type": "http.response.body", "body": b""})

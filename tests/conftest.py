@@ -1,17 +1,77 @@
+import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from pesagate.kit.logs import configure_logging
-from tests.fixtures.databases import db_url, postgres_server, postgres_summary
+from tests.fixtures import databases
+from tests.fixtures.databases import (
+    db_backend,
+    db_url,
+    empty_db_url,
+    postgres_server,
+    sqlite_template,
+)
 from tests.fixtures.servers import CallbackReceiver
 
-__all__ = ["callback_receiver", "db_url", "postgres_server"]
+__all__ = [
+    "callback_receiver",
+    "db_backend",
+    "db_url",
+    "empty_db_url",
+    "postgres_server",
+    "sqlite_template",
+]
+
+# Settings of the test harness itself, which the gateway ignores.
+HARNESS_SETTINGS = ("PESAGATE_TEST_POSTGRES_URL", "PESAGATE_FUZZ_EXAMPLES")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    forget_ambient_settings()
     # Route structlog through stdlib logging, so pytest captures it per test.
     configure_logging("console", "INFO", to_stderr=False)
+    if workerinput := getattr(config, "workerinput", None):
+        databases.adopt_postgres(workerinput["pesagate_postgres"])
+
+
+def forget_ambient_settings() -> None:
+    """In-process tests build `Settings()` from the environment: a developer's exported
+    PESAGATE_* must not change what they see (subprocesses get `cli_env()` likewise)."""
+    for name in [n for n in os.environ if n.startswith("PESAGATE_")]:
+        if name not in HARNESS_SETTINGS:
+            del os.environ[name]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist controller: every worker uses the PostgreSQL found here once."""
+    node.workerinput["pesagate_postgres"] = databases.describe_postgres()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.fixtures.scheduling import CampaignScheduling  # needs pytest-xdist
+
+    return CampaignScheduling(config, log)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    if getattr(node, "workeroutput", {}).get("pesagate_postgres_used"):
+        databases.note_postgres_used()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if workeroutput := getattr(session.config, "workeroutput", None):
+        workeroutput["pesagate_postgres_used"] = databases.postgres_was_used()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    databases.close_postgres()
 
 
 @pytest.fixture
@@ -22,5 +82,5 @@ def callback_receiver() -> Iterator[CallbackReceiver]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if summary := postgres_summary():
+    if summary := databases.postgres_summary():
         terminalreporter.write_line(summary, red="SKIPPED" in summary, bold=True)

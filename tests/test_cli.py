@@ -1,7 +1,6 @@
 """The command line, as a user runs it."""
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -9,15 +8,9 @@ import httpx
 import pytest
 
 from tests.fixtures.daraja import DarajaTestClient
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import free_port, wait_until
 
 PESAGATE = [sys.executable, "-m", "pesagate"]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_help_lists_the_commands():

@@ -5,6 +5,7 @@ import asyncio
 import hashlib
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -13,10 +14,11 @@ from standardwebhooks import Webhook
 
 from pesagate import migrate
 from pesagate.db import Database
-from pesagate.merchants.service import create_merchant
 from pesagate.models import ApiKey, Base, Business, Environment, Wallet
+from pesagate.services import create_merchant
 from pesagate.simulator import SimulatorSettings, create_simulator_app
 from tests.fixtures.cli import (
+    PESAGATE,
     ServeProcess,
     cli_env,
     db_rows,
@@ -24,6 +26,8 @@ from tests.fixtures.cli import (
     run_cli,
     start_cli,
 )
+from tests.fixtures.dashboard import DashboardClient
+from tests.fixtures.digits import arabic_indic
 from tests.fixtures.servers import UvicornThread, wait_until
 
 WALLET_ID = re.compile(r"[A-Z0-9]{7}")
@@ -38,7 +42,6 @@ def existing_merchant(db_url: str, name: str = "Duka la Juma") -> tuple[str, str
     """A merchant made in-process: (business_id, public_key, secret_key)."""
 
     async def go() -> tuple[str, str, str]:
-        await migrate.upgrade(db_url)
         db = Database(db_url)
         try:
             async with db.transaction() as session:
@@ -65,6 +68,19 @@ def business_row(db_url: str, business_id: str) -> tuple:
     return tuple(row)
 
 
+def push_through(serve: ServeProcess, secret_key: str) -> dict:
+    """An STK push through a running `pesagate serve`, as the banner's curl line sends it."""
+    response = httpx.post(
+        f"{serve.url}/api/v1/payment/mpesa-stk-push/",
+        json={"phone_number": "254712345678", "amount": 100},
+        headers={"Authorization": f"Bearer {secret_key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    body: dict = response.json()
+    return body
+
+
 def test_help_lists_every_command():
     result = run_cli(["--help"], cli_env())
     assert result.returncode == 0, result.stderr
@@ -80,13 +96,14 @@ def test_stk_push_without_a_key_exits_2_and_says_what_is_missing():
     assert "Traceback" not in message
 
 
-def test_migrate_prints_the_revision(db_url):
-    result = run_cli(["migrate"], cli_env(db_url))
+def test_migrate_prints_the_revision(empty_db_url):
+    assert asyncio.run(migrate.current_revision(empty_db_url)) is None
+    result = run_cli(["migrate"], cli_env(empty_db_url))
     assert result.returncode == 0, result.stderr
     head = migrate.head_revision()
     assert head is not None
     assert f"schema at revision {head}" in result.stdout
-    assert asyncio.run(migrate.current_revision(db_url)) == head
+    assert asyncio.run(migrate.current_revision(empty_db_url)) == head
 
 
 def test_merchant_create_prints_json_and_stores_only_the_secret_keys_hash(db_url):
@@ -192,16 +209,41 @@ def test_merchant_settings_rejects_a_non_number_readably(tmp_path):
     assert "abc" in result.stderr
 
 
+def test_merchant_settings_refuse_a_fee_that_can_reach_the_amount(db_url):
+    # A minimum fee of KES 50 on payments of KES 10 would net -40 each: refused, nothing changes.
+    business_id, _, _ = existing_merchant(db_url)
+    env = cli_env(db_url)
+    before = business_row(db_url, business_id)
+    refused = {
+        "fee over amount": start_cli(
+            ["merchant", "settings", business_id, "--fee-min", "50", "--min-amount", "10"], env
+        ),
+        "digits of another script": start_cli(
+            ["merchant", "settings", business_id, "--fee-min", arabic_indic("5")], env
+        ),
+    }
+    errors = {}
+    for what, process in refused.items():
+        stdout, stderr = finish(process)
+        assert process.returncode != 0, what
+        assert "Traceback" not in stdout + stderr, what
+        errors[what] = " ".join(stderr.split())
+    assert "fee on the smallest payment (KES 10) would be KES 50" in errors["fee over amount"]
+    assert "not a valid KES amount" in errors["digits of another script"]
+    assert business_row(db_url, business_id) == before
+
+
 def test_merchant_list_shows_whole_business_ids_on_an_80_column_terminal(tmp_path):
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'pesagate.db'}"
+    asyncio.run(migrate.upgrade(db_url))
     business_id, _, _ = existing_merchant(db_url, "Mama Mboga Store")
     result = run_cli(["merchant", "list"], cli_env(db_url, COLUMNS="80"))
     assert result.returncode == 0, result.stderr
     assert business_id in result.stdout
 
 
-def test_serve_creates_a_demo_merchant_that_takes_payments(db_url):
-    with ServeProcess(db_url) as serve:
+def test_serve_creates_a_demo_merchant_that_takes_payments(empty_db_url):
+    with ServeProcess(empty_db_url) as serve:
         output = serve.output()
         business_id = serve.field("business_id")
         public_key = serve.field("public_key")
@@ -215,14 +257,7 @@ def test_serve_creates_a_demo_merchant_that_takes_payments(db_url):
         assert f"Authorization: Bearer {secret_key}" in output
 
         auth = {"Authorization": f"Bearer {secret_key}"}
-        response = httpx.post(
-            f"{serve.url}/api/v1/payment/mpesa-stk-push/",
-            json={"phone_number": "254712345678", "amount": 100},
-            headers=auth,
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        session = response.json()
+        session = push_through(serve, secret_key)
         assert session["id"]
         invoice = session["invoice"]
         assert (invoice["value"], invoice["wallet_id"]) == ("100.00", wallet_id)
@@ -240,6 +275,17 @@ def test_serve_creates_a_demo_merchant_that_takes_payments(db_url):
         # Settled before the CLI pushes: the simulator allows one open prompt per phone.
         assert wait_until(final_state, what="the API's invoice to settle") == "COMPLETE"
 
+        # The printed dashboard login shows the paid invoice.
+        login = re.search(r"/dashboard/\s+sign in as (\S+), password (\S+)", output)
+        assert login, output
+        dashboard = DashboardClient(serve.url)
+        try:
+            assert dashboard.sign_in(login.group(1), login.group(2)).status_code == 303
+            payments = dashboard.get(f"/b/{business_id}/payments/", params={"state": "COMPLETE"})
+            assert invoice["invoice_id"] in payments.text
+        finally:
+            dashboard.close()
+
         stk_push = start_cli(
             [
                 *("stk-push", "254712345678", "150", "--url", serve.url),
@@ -250,7 +296,7 @@ def test_serve_creates_a_demo_merchant_that_takes_payments(db_url):
         try:
             # Meanwhile a second node starts on the same database: it makes no second demo
             # merchant, and takes the same merchant's payments.
-            with ServeProcess(db_url) as second:
+            with ServeProcess(empty_db_url) as second:
                 assert "demo merchant" not in second.output()
                 assert "secret_key" not in second.output()
                 response = httpx.post(
@@ -270,7 +316,7 @@ def test_serve_creates_a_demo_merchant_that_takes_payments(db_url):
         assert "Paid" in stdout and "KES 150.00" in stdout
     assert serve.process is not None and serve.process.poll() is not None
     assert second.process is not None and second.process.poll() is not None
-    [(count,)] = db_rows(db_url, select(func.count()).select_from(Business))
+    [(count,)] = db_rows(empty_db_url, select(func.count()).select_from(Business))
     assert count == 1
 
 
@@ -350,3 +396,74 @@ def test_serve_with_two_workers_takes_payments(db_url):
             assert wait_until(states, what="the payments to settle") == ["COMPLETE"] * 3
     finally:
         simulator.__exit__()
+
+
+def test_serve_on_another_port_takes_payments_without_a_public_url(db_url):
+    """`pesagate serve --port P` with PESAGATE_PUBLIC_URL unset: the public URL follows the
+    port, so the embedded simulator is reached and calls back, and the banner prints the URLs
+    that work."""
+    serve = ServeProcess(db_url)
+    del serve.env["PESAGATE_PUBLIC_URL"]
+    with serve:
+        output = serve.output()
+        assert f"Daraja simulator: {serve.url}/sim/" in output
+        assert f"curl -s {serve.url}/api/v1/payment/mpesa-stk-push/" in output
+        auth = {"Authorization": f"Bearer {serve.field('secret_key')}"}
+        invoice_id = push_through(serve, serve.field("secret_key"))["invoice"]["invoice_id"]
+
+        def settled() -> dict | None:
+            invoice = httpx.post(
+                f"{serve.url}/api/v1/payment/status/",
+                json={"invoice_id": invoice_id},
+                headers=auth,
+                timeout=30,
+            ).json()["invoice"]
+            return invoice if invoice["state"] in ("COMPLETE", "FAILED") else None
+
+        invoice = wait_until(settled, what="the invoice to settle")
+        assert (invoice["state"], invoice["failed_code"]) == ("COMPLETE", None)
+        assert invoice["host"] == serve.url
+        [transaction] = httpx.get(f"{serve.url}/sim/control/transactions").json()
+        assert transaction["callback_url"].startswith(f"{serve.url}/callbacks/stk/")
+
+
+def test_user_create_reads_the_password_from_stdin_and_the_user_signs_in(tmp_path):
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'pesagate.db'}"
+    asyncio.run(migrate.upgrade(db_url))
+    business_id, _, _ = existing_merchant(db_url, "Mama Mboga Store")
+    args = ["user", "create", "Dev@Shop.example", "--business", business_id, "--role"]
+    created = subprocess.run(
+        [*PESAGATE, *args, "developer", "--password-stdin"],
+        input="a long enough password\n",
+        env=cli_env(db_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    assert f"dev@shop.example is developer of Mama Mboga Store ({business_id})" in created.stdout
+    short = subprocess.run(
+        [*PESAGATE, *args[:2], "x@shop.example", *args[3:], "viewer", "--password-stdin"],
+        input="short\n",
+        env=cli_env(db_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    unknown = run_cli(
+        [
+            "user",
+            "create",
+            "y@shop.example",
+            "--business",
+            "BIZ_NOPE0000",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ],
+        cli_env(db_url),
+    )
+    assert unknown.returncode == 2
+    revoked = run_cli(["user", "revoke-sessions", "dev@shop.example"], cli_env(db_url))
+    assert revoked.returncode == 0 and "0 session(s) revoked" in revoked.stdout

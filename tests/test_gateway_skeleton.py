@@ -68,6 +68,7 @@ def test_live_mode_never_mounts_the_simulator(tmp_path):
         mpesa_consumer_secret="live-secret-456",
         mpesa_shortcode="600123",
         mpesa_passkey="a-real-looking-passkey",
+        checkout_secret="a-live-checkout-signing-secret-of-40-chars",
     )
     assert not settings.simulator_enabled
     assert settings.effective_mpesa_base_url == "https://api.safaricom.co.ke"
@@ -109,6 +110,7 @@ def test_pull_transactions_default_on_in_sandbox_and_off_in_live(monkeypatch):
         "mpesa_consumer_secret": "live-secret-456",
         "mpesa_shortcode": "600123",
         "mpesa_passkey": "a-real-looking-passkey",
+        "checkout_secret": "a-live-checkout-signing-secret-of-40-chars",
     }
     assert Settings().pull_transactions_enabled
     assert not Settings(**live).pull_transactions_enabled

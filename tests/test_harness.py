@@ -10,8 +10,8 @@ def test_a_throwaway_cluster_starts_serves_and_stops():
     server = _start_throwaway_cluster()
     assert not isinstance(server, PostgresUnavailable), server
     try:
-        url = server.create_database()
+        url = server.create_database(migrated=True)
         server.drop_database(url)
     finally:
-        server.stop()
+        server.close()
     assert not server.cluster_dir.exists()

@@ -1,7 +1,9 @@
 -- Daraja result callbacks, each for a different PROCESSING invoice (BENCH_CALLBACKS_FILE has
--- one "token checkout_request_id phone value" line per invoice); every thread takes a share.
+-- one "token checkout_request_id phone value" line per invoice); every thread takes a share,
+-- from BENCH_CALLBACK_OFFSET on (rounds after the first start where the last one stopped).
 local lines = {}
 for line in io.lines(os.getenv("BENCH_CALLBACKS_FILE")) do lines[#lines + 1] = line end
+local offset = tonumber(os.getenv("BENCH_CALLBACK_OFFSET") or "0")
 local thread_id = 0
 local threads = tonumber(os.getenv("BENCH_THREADS"))
 
@@ -12,7 +14,7 @@ end
 
 local counter = 0
 function request()
-  local index = (counter * threads + thread_id) % #lines + 1
+  local index = (offset + counter * threads + thread_id) % #lines + 1
   counter = counter + 1
   local token, checkout, phone, value = string.match(lines[index], "(%S+) (%S+) (%S+) (%S+)")
   local body = '{"Body":{"stkCallback":{"MerchantRequestID":"bench-' .. index ..

@@ -8,18 +8,31 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.responses import PlainTextResponse, Response
+from starlette.staticfiles import StaticFiles
 
 from pesagate import __version__, metrics, openapi
+from pesagate.checkout import endpoints as checkout_endpoints
+from pesagate.checkout import pages as checkout_pages
 from pesagate.config import Settings
+from pesagate.dashboard import actions as dashboard_actions
+from pesagate.dashboard import operator as dashboard_operator
+from pesagate.dashboard import pages as dashboard_pages
+from pesagate.dashboard import refunds as dashboard_refunds
+from pesagate.dashboard import settings as dashboard_settings
+from pesagate.dashboard import wallets as dashboard_wallets
+from pesagate.dashboard import webhooks as dashboard_webhooks
 from pesagate.db import ping
 from pesagate.http import InputGuardMiddleware, RequestContextMiddleware, install_error_handlers
 from pesagate.kit.asgi import TransportAwareFastAPI
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.kit.logs import configure_logging
+from pesagate.kit.responses import Health, NotReady
 from pesagate.kit.runtime import tune_gc
 from pesagate.ledger import endpoints as ledger_endpoints
 from pesagate.payments import callback_endpoint
 from pesagate.payments import endpoints as payment_endpoints
+from pesagate.refunds import callback_endpoint as reversal_callback_endpoint
+from pesagate.refunds import endpoints as refund_endpoints
 from pesagate.services import Services
 from pesagate.simulator import SimulatorSettings, create_simulator_app
 from pesagate.webhooks import endpoints as webhook_endpoints
@@ -73,12 +86,26 @@ def create_app(
     app.state.key_cache = services.key_cache
     install_error_handlers(app)
     openapi.install(app)
-    app.add_middleware(InputGuardMiddleware)
+    app.add_middleware(InputGuardMiddleware, body_timeout_s=settings.body_read_timeout_s)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(payment_endpoints.router, tags=["Payments"])
     app.include_router(ledger_endpoints.router, tags=["Wallets"])
     app.include_router(webhook_endpoints.router, tags=["Webhooks"])
+    app.include_router(checkout_endpoints.router, tags=["Checkout"])
+    app.include_router(checkout_pages.router)
+    app.mount("/static", StaticFiles(directory=checkout_pages.STATIC_DIR), name="static")
+    app.include_router(dashboard_actions.router)
+    app.include_router(dashboard_webhooks.router)
+    app.include_router(dashboard_wallets.router)
+    app.include_router(dashboard_settings.router)
+    app.include_router(dashboard_operator.router)
+    if settings.refunds_on:
+        app.include_router(dashboard_refunds.router)
+    dashboard_pages.install(app)
+    if settings.refunds_on:
+        app.include_router(refund_endpoints.router, tags=["Refunds"])
     app.include_router(callback_endpoint.router)
+    app.include_router(reversal_callback_endpoint.router)
     _add_operational_routes(app, services)
     if simulator_app is not None:
         app.mount(SIMULATOR_MOUNT, simulator_app)
@@ -97,10 +124,15 @@ def from_env() -> TransportAwareFastAPI:
 
 def _add_operational_routes(app: FastAPI, services: Services) -> None:
     @app.get("/healthz", tags=["Operations"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
+    async def healthz() -> Health:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["Operations"], summary="Readiness: the database answers")
+    @app.get(
+        "/readyz",
+        tags=["Operations"],
+        summary="Readiness: the database answers",
+        responses={200: {"model": Health}, 503: {"model": NotReady}},
+    )
     async def readyz() -> Response:
         try:
             await ping(services.db.engine)

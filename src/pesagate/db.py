@@ -9,19 +9,23 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, NewType
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as _Session
 
 from pesagate.sqlite_inline import inline_connector
+
+# Two names for one SQLAlchemy class, so that mypy tells them apart: a function that writes
+# takes an `AsyncSession` (from `Database.transaction()`), and a read session
+# (`Database.read()`, which never commits) is refused there. Queries that serve both take
+# `AnySession`.
+AsyncSession = NewType("AsyncSession", _Session)
+AsyncReadSession = NewType("AsyncReadSession", _Session)
+AnySession = AsyncSession | AsyncReadSession
 
 # Statements run on the event loop (sqlite_inline.py), so they must not wait long for another
 # process's lock: readers in WAL mode only ever wait during recovery; writers take the lock
@@ -130,13 +134,13 @@ class Database:
         if self._sqlite_write_lock is None:
             async with self.write_sessions() as session:
                 async with session.begin():
-                    yield session
+                    yield AsyncSession(session)
                 _committed(session)
             return
         async with self._sqlite_write_lock:
             session = await self._sqlite_write_session()
             try:
-                yield session
+                yield AsyncSession(session)
                 await session.commit()
                 _committed(session)
             except BaseException:
@@ -145,7 +149,7 @@ class Database:
             finally:
                 await session.close()
 
-    async def _sqlite_write_session(self) -> AsyncSession:
+    async def _sqlite_write_session(self) -> _Session:
         """A session holding SQLite's write lock (BEGIN IMMEDIATE). Another process's writer
         is waited for here, asleep, rather than inside a statement that would block the loop."""
         deadline = time.monotonic() + SQLITE_WRITE_WAIT_S
@@ -163,14 +167,14 @@ class Database:
             delay_s = min(delay_s * 2, SQLITE_WRITE_RETRY_MAX_S)
 
     @asynccontextmanager
-    async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncSession]:
+    async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncReadSession]:
         """A read-only unit of work: no lock, nothing committed. Each statement sees the
         latest committed data; `snapshot=True`: every statement sees the same data, for reads
         that must agree with each other (ledger checks, statements with running balances)."""
         async with self.sessions() as session:
             if snapshot:
                 await session.execute(text(_SNAPSHOT_BEGIN[self.is_sqlite]))
-            yield session
+            yield AsyncReadSession(session)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -178,25 +182,25 @@ class Database:
             await self.write_engine.dispose()
 
 
-def remember_after_commit(session: AsyncSession, key: str, value: Any) -> None:
+def remember_after_commit(session: _Session, key: str, value: Any) -> None:
     """Store `value` in the database's memo once this transaction has committed: a value read
     or created inside a transaction that rolls back must not be remembered."""
     session.info.setdefault(_AFTER_COMMIT, []).append((key, value))
 
 
-def remembered(session: AsyncSession, key: str) -> Any:
+def remembered(session: _Session, key: str) -> Any:
     memo = session.info.get(MEMO)
     return memo.get(key) if memo is not None else None
 
 
-def _committed(session: AsyncSession) -> None:
+def _committed(session: _Session) -> None:
     memo = session.info.get(MEMO)
     for key, value in session.info.pop(_AFTER_COMMIT, []):
         if memo is not None:
             memo.setdefault(key, value)
 
 
-async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any]) -> None:
+async def insert_ignore(session: _Session, model: Any, values: dict[str, Any]) -> None:
     """INSERT … ON CONFLICT DO NOTHING, on either backend: concurrent first inserts of one
     natural key both succeed, and one row results."""
     dialect = session.get_bind().dialect.name

@@ -25,11 +25,22 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
+_PARSED_BODY = "pesagate.json_body"
+
+
 async def get_json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object. An empty body is `{}`; anything else that is not a JSON
-    object is a 400 (or 415 for another content type), never a 500."""
+    """The request's JSON object, parsed once per request (authentication may need it before
+    the handler). An empty body is `{}`; anything else that is not a JSON object is a 400 (or
+    415 for another content type), never a 500."""
     if request.method in ("GET", "HEAD", "DELETE"):
         return {}  # bodies of these are ignored, never parsed
+    if _PARSED_BODY not in request.scope:
+        request.scope[_PARSED_BODY] = await _parse_json_object(request)
+    body: dict[str, Any] = request.scope[_PARSED_BODY]
+    return body
+
+
+async def _parse_json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
         return {}

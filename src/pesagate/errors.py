@@ -64,6 +64,11 @@ class NotFound(ApiError):
     default_detail = "Not found."
 
 
+class RequestTimeout(ApiError):
+    status_code = 408
+    default_detail = "The request body was not received in time."
+
+
 class Conflict(ApiError):
     status_code = 409
     default_detail = "Conflict."

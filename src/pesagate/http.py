@@ -4,9 +4,11 @@ Pure ASGI middleware (no BaseHTTPMiddleware): it keeps streaming and background 
 intact and costs little on the hot paths.
 """
 
+import asyncio
+import contextlib
 import time
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from fastapi import FastAPI, Request
@@ -17,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pesagate import metrics
-from pesagate.errors import ApiError, BadRequest, PayloadTooLarge
+from pesagate.errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout
 from pesagate.kit.jsonutil import JSONBytesResponse
 
 log = structlog.get_logger("pesagate.http")
@@ -25,6 +27,7 @@ log = structlog.get_logger("pesagate.http")
 REQUEST_ID_HEADER = "x-request-id"
 CLIENT_CLOSED_REQUEST = 499  # nginx's code, for metrics: no response was sent
 BODY_LIMIT_BYTES = 64 * 1024
+BODY_READ_TIMEOUT_S = 10.0
 
 
 class RequestContextMiddleware:
@@ -101,48 +104,121 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 
 class InputGuardMiddleware:
-    """413 for bodies over 64 KiB, whether declared up front or streamed; 400 for NUL
-    characters in the path or query (PostgreSQL cannot store them, SQLite truncates)."""
+    """413 for bodies over 64 KiB, whether declared up front or streamed; 408 for a body that
+    has not fully arrived within `body_timeout_s` of the request's headers; 400 for NUL
+    characters in the path or query (PostgreSQL cannot store them, SQLite truncates).
 
-    def __init__(self, app: ASGIApp, limit: int = BODY_LIMIT_BYTES) -> None:
+    An answer sent before the whole body arrived (these errors, or a 401 from authentication,
+    which reads headers only) closes the connection: otherwise a client trickling its body
+    would keep it open after the answer."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = BODY_LIMIT_BYTES,
+        body_timeout_s: float = BODY_READ_TIMEOUT_S,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
-            await _send_error(scope, receive, send, BadRequest("NUL characters are not allowed."))
+        body = _GuardedBody(scope, receive, self.limit, self.body_timeout_s)
+        early_error = _early_error(scope, self.limit)
+        if early_error is not None:
+            await _send_error(scope, send, early_error, close=not body.complete)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _send_error(scope, receive, send, PayloadTooLarge())
-                return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await _send_error(scope, receive, send, PayloadTooLarge())
+        # A refused body is answered here; the app may have rendered it as an error of its own.
+        with contextlib.suppress(_BodyRefused):
+            await self.app(scope, body.receive, body.send_through(send))
+        if body.refusal is not None and not body.response_started:
+            await _send_error(scope, send, body.refusal, close=True)
 
 
-class _BodyTooLarge(Exception):
+def _early_error(scope: Scope, limit: int) -> ApiError | None:
+    if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+        return BadRequest("NUL characters are not allowed.")
+    for name, value in scope.get("headers", []):
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            return PayloadTooLarge()
+    return None
+
+
+class _BodyRefused(Exception):
     pass
 
 
-async def _send_error(scope: Scope, receive: Receive, send: Send, error: ApiError) -> None:
-    response = JSONBytesResponse(error.body(), status_code=error.status_code)
-    await response(scope, receive, send)
+class _GuardedBody:
+    """The request's `receive`, with the size limit and the deadline for the whole body; and
+    a `send` that replaces the app's answer once the body was refused."""
+
+    def __init__(self, scope: Scope, receive: Receive, limit: int, timeout_s: float) -> None:
+        self._receive = receive
+        self._limit = limit
+        self._deadline = time.monotonic() + timeout_s
+        self._received = 0
+        self.complete = not _declares_body(scope)
+        self.refusal: ApiError | None = None
+        self.response_started = False
+
+    async def receive(self) -> Message:
+        if self.complete:
+            return await self._receive()  # after the body: only a disconnect can come
+        try:
+            async with asyncio.timeout(self._deadline - time.monotonic()):
+                message = await self._receive()
+        except TimeoutError:
+            self._refuse(RequestTimeout())
+        if message["type"] == "http.request":
+            self._received += len(message.get("body", b""))
+            if self._received > self._limit:
+                self._refuse(PayloadTooLarge())
+            self.complete = not message.get("more_body", False)
+        else:
+            self.complete = True
+        return message
+
+    def _refuse(self, error: ApiError) -> NoReturn:
+        self.refusal = error
+        raise _BodyRefused
+
+    def send_through(self, send: Send) -> Send:
+        async def guarded_send(message: Message) -> None:
+            if self.refusal is not None and not self.response_started:
+                return  # the app's own rendering of the refusal: ours is sent instead
+            if message["type"] == "http.response.start":
+                self.response_started = True
+                if not self.complete:
+                    message["headers"] = [*message.get("headers", []), _CONNECTION_CLOSE]
+            await send(message)
+
+        return guarded_send
+
+
+_CONNECTION_CLOSE = (b"connection", b"close")
+
+
+def _declares_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            return value.strip() not in (b"", b"0")
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+async def _send_error(scope: Scope, send: Send, error: ApiError, *, close: bool) -> None:
+    """Answer `error`; `close`: and close the connection (the rest of the body is unwanted)."""
+    headers = {"Connection": "close"} if close else None
+    response = JSONBytesResponse(error.body(), status_code=error.status_code, headers=headers)
+    await response(scope, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,7 +1,11 @@
 """Prometheus metrics, served at `/metrics`. One registry per process."""
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.types import Scope
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
 
 REQUESTS = Counter(
     "pesagate_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -24,9 +28,18 @@ STATEMENT_CHECKS = Counter(
     ["outcome"],
 )
 CALLBACKS = Counter("pesagate_callbacks_total", "Daraja result callbacks received", ["outcome"])
+JOB_RUNS = Counter(
+    "pesagate_job_runs_total",
+    "Job runs by outcome: done, again (rescheduled itself), failed (will retry), dead",
+    ["kind", "outcome"],
+)
+JOBS_RUNNING = Gauge("pesagate_jobs_running", "Jobs running in this process now")
+DEAD_JOBS = Gauge(
+    "pesagate_jobs_dead", "Dead jobs in the database (as of this process's last look)", ["kind"]
+)
 
 
-def observe_request(scope: Scope, status: int, duration_s: float) -> None:
+def observe_request(scope: "Scope", status: int, duration_s: float) -> None:
     route = scope.get("route")
     path = getattr(route, "path", None) or "unmatched"
     method = scope.get("method", "")

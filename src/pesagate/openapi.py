@@ -1,6 +1,7 @@
 """The OpenAPI document, made truthful: every error a route can answer, in the shapes it
 answers them, the Idempotency-Key header where it applies, and the request bodies that are
-validated by hand (their schemas' definitions moved to `components`)."""
+validated by hand (their schemas' definitions moved to `components`). Success bodies are the
+response models each route declares (`kit.api.routes_on`'s `answers`)."""
 
 from typing import Any
 
@@ -27,8 +28,10 @@ ERROR_SCHEMAS = {
 DESCRIPTIONS = {
     "400": "Invalid input: the fields (or query parameters) and what is wrong with each",
     "401": "No credentials, an unknown or revoked key, or a key of the other environment",
-    "403": "A public key where the secret key is needed, or a callback from outside the allowlist",
+    "403": "A public key where the secret key is needed (or a secret key where the public key "
+    "is), a checkout signature for another session, or a callback from outside the allowlist",
     "404": "No such object for this merchant (another merchant's ids included), or no such page",
+    "408": "The body did not arrive within PESAGATE_BODY_READ_TIMEOUT_S",
     "409": "A request with this Idempotency-Key is still running, or the event is not FAILED",
     "413": "The body is over 64 KiB",
     "415": "The body is not JSON",
@@ -85,10 +88,9 @@ def _declare_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     responses.pop("422", None)  # FastAPI's own validation answer: pesagate answers 400
     for code in _error_codes(path, method, operation):
         shape = BAD_REQUEST if code == "400" else DETAIL
-        responses.setdefault(
-            code,
-            {"description": DESCRIPTIONS[code], "content": {"application/json": {"schema": shape}}},
-        )
+        # A route that declares an error answer of its own keeps its shape (readiness).
+        declared = responses.setdefault(code, {"content": {"application/json": {"schema": shape}}})
+        declared["description"] = DESCRIPTIONS[code]
     if any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])):
         ok = responses.get("200", {})
         ok.setdefault("headers", {})["Idempotent-Replayed"] = {
@@ -99,22 +101,25 @@ def _declare_errors(path: str, method: str, operation: dict[str, Any]) -> None:
 
 def _error_codes(path: str, method: str, operation: dict[str, Any]) -> list[str]:
     summary = operation.get("summary", "")
-    has_body = method in ("post", "patch")
+    has_body = method in ("post", "patch", "put")
+    # Hosted checkout: a secret key where the public key belongs, or a checkout signature for
+    # another session (403); a checkout session that does not exist (404).
+    in_session = "public key only" in summary or "checkout_id" in summary
     codes: list[str] = []
     if path.startswith("/api/v1"):
         codes += ["400", "401", "429"]
-        if "(secret key)" in summary:
+        if "(secret key)" in summary or in_session:
             codes.append("403")
-        if "{" in path or method == "get" or "status" in path:
+        if "{" in path or method == "get" or "status" in path or "details" in path or in_session:
             codes.append("404")
         if has_body:
-            codes += ["413", "415"]
+            codes += ["408", "413", "415"]
         if any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])):
             codes += ["409", "422"]
         if path.endswith("/replay/"):
             codes.append("409")
     elif path.startswith("/callbacks/"):
-        codes += ["403", "413"]
+        codes += ["403", "408", "413"]
     elif path == "/readyz":
         codes.append("503")
     if "{" in path or "?" in path:

@@ -1,8 +1,9 @@
-"""A real gateway for tests: migrated database (SQLite and PostgreSQL), uvicorn on a random
+"""A real gateway for tests: a migrated database (SQLite and PostgreSQL), uvicorn on a random
 port, the embedded simulator at /sim with fast timings, the worker running in-process."""
 
 import asyncio
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,15 +12,16 @@ import pytest
 from kulmipay import APIService
 from sqlalchemy import select
 
-from pesagate import migrate
 from pesagate.app import create_app
 from pesagate.config import Settings
 from pesagate.db import Database
-from pesagate.merchants.service import NewMerchant, create_merchant
+from pesagate.kit.phones import to_safaricom_msisdn
 from pesagate.models import Environment, Invoice, MpesaCallback
+from pesagate.services import NewMerchant, create_merchant
 from pesagate.simulator import SimulatorSettings
+from tests.fixtures.browser import browser, chromium  # noqa: F401 (fixtures of browser tests)
 from tests.fixtures.daraja import DarajaTestClient
-from tests.fixtures.servers import UvicornThread, bound_socket, wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, UvicornThread, bound_socket, wait_until
 
 FAST_GATEWAY = {
     "stk_prompt_ttl_s": 1.0,
@@ -28,12 +30,10 @@ FAST_GATEWAY = {
     "reconcile_backoff_s": 0.2,
     "worker_poll_s": 0.05,
 }
-# The customer answers after 0.25 s: long enough that the push's own answer is always stored
-# before the result callback arrives (a real customer takes seconds), so tests can expect
-# PENDING -> PROCESSING -> final. With no delay a fast gateway sometimes saw the callback first.
+# Customers answer at once; `Gateway.push` holds them until the push has answered.
 FAST_SIMULATOR = {
-    "delay_min_s": 0.25,
-    "delay_max_s": 0.25,
+    "delay_min_s": 0.0,
+    "delay_max_s": 0.0,
     "prompt_ttl_s": 1.0,
     "late_callback_s": 2.5,
 }
@@ -71,7 +71,13 @@ class Gateway:
     def client(self, key: str | None = None, **headers: str) -> httpx.Client:
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
-        return httpx.Client(base_url=self.api, headers=headers, timeout=30, trust_env=False)
+        return httpx.Client(
+            base_url=self.api,
+            headers=headers,
+            timeout=30,
+            trust_env=False,
+            verify=SHARED_SSL_CONTEXT,
+        )
 
     def sdk(self, merchant: Merchant | None = None, *, public_only: bool = False) -> APIService:
         merchant = merchant or self.merchant
@@ -84,13 +90,29 @@ class Gateway:
     def push(
         self, phone: str, amount: Any = 100, merchant: Merchant | None = None, **fields: Any
     ) -> dict[str, Any]:
+        """An STK push whose customer acts only once the push has answered, so that the push's
+        own answer is stored before any result callback (as with a real customer, who takes
+        seconds) and tests can expect PENDING -> PROCESSING -> final."""
         merchant = merchant or self.merchant
-        with self.client(merchant.secret_key) as client:
+        with self.holding(phone), self.client(merchant.secret_key) as client:
             response = client.post(
                 "/payment/mpesa-stk-push/", json={"phone_number": phone, "amount": amount, **fields}
             )
         assert response.status_code == 200, response.text
         return response.json()
+
+    @contextmanager
+    def holding(self, phone: str) -> Iterator[None]:
+        """The simulated customer at `phone` waits until the block ends before acting."""
+        msisdn = to_safaricom_msisdn(str(phone))
+        if msisdn is None:  # not a phone M-Pesa would prompt
+            yield
+            return
+        self.sim.control("POST", f"/customers/{msisdn}", json={"hold": True})
+        try:
+            yield
+        finally:
+            self.sim.control("POST", f"/customers/{msisdn}/release")
 
     def status(self, invoice_id: str, merchant: Merchant | None = None) -> dict[str, Any]:
         merchant = merchant or self.merchant
@@ -141,7 +163,6 @@ def make_merchants(
     db_url: str, environment: Environment = Environment.SANDBOX
 ) -> tuple[Merchant, Merchant]:
     async def go() -> tuple[Merchant, Merchant]:
-        await migrate.upgrade(db_url)
         db = Database(db_url)
         try:
             async with db.transaction() as session:

@@ -10,8 +10,8 @@ import pytest
 from pesagate.app import create_app
 from pesagate.config import Settings
 from pesagate.db import Database
-from pesagate.merchants.service import create_merchant
 from pesagate.models import Environment
+from pesagate.services import create_merchant
 from tests.fixtures.servers import UvicornThread
 
 
@@ -50,9 +50,6 @@ def test_own_wallet_id_is_accepted(gateway):
 
 def live_server(db_url):
     async def merchant():
-        from pesagate import migrate
-
-        await migrate.upgrade(db_url)
         db = Database(db_url)
         try:
             async with db.transaction() as session:
@@ -70,6 +67,7 @@ def live_server(db_url):
         mpesa_consumer_secret="live-secret-456",
         mpesa_shortcode="600123",
         mpesa_passkey="not-the-sandbox-passkey",
+        checkout_secret="a-live-checkout-signing-secret-of-40-chars",
     )
     return new, UvicornThread(create_app(settings, run_worker=False))
 
@@ -164,6 +162,21 @@ def test_older_paths_and_missing_trailing_slashes(gateway):
             == 200
         )
         assert client.get(f"/invoices/{invoice_id}").json()["invoice_id"] == invoice_id
+
+
+def test_page_sizes_over_the_maximum_are_refused_with_the_true_range(gateway):
+    gateway.push("254712345600")
+    with gateway.client(gateway.merchant.secret_key) as client:
+        for path in ("/invoices/", "/wallets/", "/webhooks/", "/webhooks/events/"):
+            too_big = client.get(path, params={"page_size": 501})
+            assert too_big.status_code == 400, path
+            assert too_big.json() == {"page_size": ["Enter a whole number from 1 to 500."]}
+            assert client.get(path, params={"page_size": 500}).status_code == 200, path
+        page = client.get("/invoices/", params={"page_size": 500}).json()
+        assert page["count"] == len(page["results"]) == 1
+        assert client.get("/invoices/", params={"page": 0}).json() == {
+            "page": ["Enter a whole number from 1 to 1000000."]
+        }
 
 
 def test_invoice_list_filters_and_pages(gateway):

@@ -1,15 +1,22 @@
 """Idempotency-Key (SPEC section 7): one effect per key, the first answer replayed."""
 
 import asyncio
+import contextlib
+import socket
 import threading
 from datetime import timedelta
 
+import httpx
+import pytest
 from sqlalchemy import func, select, text
 
 from pesagate.db import Database
 from pesagate.idempotency import service
 from pesagate.kit.clock import utc_now
-from pesagate.models import IdempotencyKey, Invoice
+from pesagate.models import Environment, IdempotencyKey, Invoice
+from pesagate.services import create_merchant
+from tests.fixtures.cli import ServeProcess
+from tests.fixtures.servers import wait_until
 
 
 def post(gateway, path, body, key, merchant=None):
@@ -80,11 +87,7 @@ def test_a_dead_holder_is_taken_over(gateway):
                 b'{"amount":100,"phone_number":"254712345678"}',
             )
             await service.claim(db, business, "order-4", print_, 60)
-            async with db.transaction() as session:
-                await session.execute(
-                    text("UPDATE idempotency_keys SET locked_until = :past"),
-                    {"past": utc_now() - timedelta(seconds=1)},
-                )
+            await expire_locks(db)
         finally:
             await db.dispose()
 
@@ -175,3 +178,98 @@ async def business_pk(db, business_id):
         return await session.scalar(
             text("SELECT id FROM businesses WHERE business_id = :b"), {"b": business_id}
         )
+
+
+def test_a_retry_after_the_holder_died_mid_push_answers_from_its_invoice(gateway):
+    """The first request's process dies while its push waits on Daraja (the prompt may be on
+    the phone): a retry after the lock must answer from that invoice and never push again."""
+    with (
+        silent_daraja() as daraja_url,
+        ServeProcess(
+            gateway.db_url, PESAGATE_MPESA_BASE_URL=daraja_url, PESAGATE_RUN_WORKER="false"
+        ) as first,
+    ):
+        sender = threading.Thread(
+            target=post_ignoring_errors,
+            args=(f"{first.url}/api/v1/payment/mpesa-stk-push/", gateway.merchant, "died-1"),
+        )
+        sender.start()
+        wait_until(lambda: count(gateway, Invoice) == 1, what="phase 1 to commit")
+        first.process.kill()  # SIGKILL: no answer stored for the key
+        first.process.wait()
+        sender.join()
+    expire_key_locks(gateway.db_url)
+    retry = post(gateway, "/payment/mpesa-stk-push/", PUSH, "died-1")
+    assert retry.status_code == 200, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    [invoice_id] = gateway.query(lambda s: s.scalars(select(Invoice.invoice_id))).all()
+    assert retry.json()["invoice"]["invoice_id"] == invoice_id
+    assert retry.json()["invoice"]["state"] == "PENDING"  # as it is; reconciliation settles it
+    assert count(gateway, Invoice) == 1
+    assert gateway.sim.control("GET", "/transactions") == []  # the retry prompted nobody
+    again = post(gateway, "/payment/mpesa-stk-push/", PUSH, "died-1")
+    assert again.json()["invoice"]["invoice_id"] == invoice_id
+
+
+def test_a_request_whose_key_was_taken_over_creates_nothing(db_url):
+    """A holder slower than the lock loses the key; its invoice transaction rolls back."""
+
+    async def race():
+        db = Database(db_url)
+        try:
+            async with db.transaction() as session:
+                new = await create_merchant(session, "Slow Shop", Environment.SANDBOX)
+            business = new.business.id
+            slow = await service.claim(db, business, "slow-1", "print", 60)
+            await expire_locks(db)
+            retry = await service.claim(db, business, "slow-1", "print", 60)
+            assert isinstance(slow, service.Claim) and isinstance(retry, service.Claim)
+            with pytest.raises(service.TakenOver):
+                async with db.transaction() as session:
+                    await service.bind(session, slow, 42)
+            async with db.transaction() as session:
+                await service.bind(session, retry, 43)
+            async with db.read() as session:
+                return await session.scalar(select(IdempotencyKey.resource_pk))
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(race()) == 43
+
+
+@contextlib.contextmanager
+def silent_daraja():
+    """A Daraja that accepts connections and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def post_ignoring_errors(url, merchant, key):
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(
+            url,
+            json=PUSH,
+            headers={"Authorization": f"Bearer {merchant.secret_key}", "Idempotency-Key": key},
+            timeout=60,
+        )
+
+
+async def expire_locks(db):
+    async with db.transaction() as session:
+        await session.execute(
+            text("UPDATE idempotency_keys SET locked_until = :past"),
+            {"past": utc_now() - timedelta(seconds=1)},
+        )
+
+
+def expire_key_locks(db_url):
+    async def go():
+        db = Database(db_url)
+        try:
+            await expire_locks(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())

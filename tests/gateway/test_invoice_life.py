@@ -10,6 +10,10 @@ from sqlalchemy import func, select
 from pesagate.models import CallbackOutcome, MpesaCallback
 from tests.fixtures.servers import wait_until
 
+# No reconciliation query during the test: on a loaded machine the push alone can outlast the
+# fast settings' 1.3 s, and a query that completes the invoice first leaves no callback to apply.
+CALLBACKS_FIRST = {"reconcile_grace_s": 60.0}
+
 
 @pytest.mark.parametrize(
     ("phone", "failed_code", "reason"),
@@ -41,7 +45,8 @@ def test_9001_lost_callback_is_resolved_by_query(gateway):
     assert truth["queries"] >= 1 and truth["callbacks_sent"] == 0
 
 
-def test_9002_three_callbacks_change_the_state_once(gateway):
+def test_9002_three_callbacks_change_the_state_once(start_gateway):
+    gateway = start_gateway(**CALLBACKS_FIRST)
     invoice_id = gateway.push("254700009002")["invoice"]["invoice_id"]
     assert gateway.wait_final(invoice_id)["state"] == "COMPLETE"
     callbacks = wait_until(lambda: len(cbs := gateway.callbacks(invoice_id)) == 3 and cbs)
@@ -53,13 +58,17 @@ def test_9002_three_callbacks_change_the_state_once(gateway):
 
 
 def test_9003_callback_before_the_push_response(gateway):
-    session = gateway.push("254700009003")
-    invoice = session["invoice"]
-    # The callback was applied while the push was still waiting for Daraja's answer.
-    assert invoice["state"] == "COMPLETE"
-    assert invoice["mpesa_reference"]
-    row = gateway.invoice_row(invoice["invoice_id"])
-    assert row.checkout_request_id and row.merchant_request_id
+    invoice_id = gateway.push("254700009003")["invoice"]["invoice_id"]
+    # The success came while the invoice did not know its CheckoutRequestID: it could not be
+    # checked, so M-Pesa confirmed it before it was credited, with the callback's receipt.
+    final = gateway.wait_final(invoice_id)
+    assert final["state"] == "COMPLETE"
+    [truth] = gateway.sim.control("GET", "/transactions", params={"phone_number": "254700009003"})
+    assert final["mpesa_reference"] == truth["receipt"] and truth["queries"] >= 1
+    [callback] = gateway.callbacks(invoice_id)
+    assert callback.outcome == CallbackOutcome.AWAITING_CONFIRMATION
+    row = gateway.invoice_row(invoice_id)
+    assert row.checkout_request_id == truth["checkout_request_id"] and row.merchant_request_id
 
 
 def test_9004_push_refused_fails_synchronously(gateway):
@@ -82,7 +91,10 @@ def test_9005_lost_push_response_is_resolved_by_its_callback(gateway):
     assert final["mpesa_reference"] == truth["receipt"]
 
 
-def test_9006_late_callback_after_reconciliation_only_adds_the_receipt(gateway):
+def test_9006_late_callback_after_reconciliation_only_adds_the_receipt(start_gateway):
+    # The query runs ~1.3 s after the push; the callback comes late enough that a loaded
+    # machine (many test processes) still queries first.
+    gateway = start_gateway(simulator={"late_callback_s": 8.0})
     invoice_id = gateway.push("254700009006")["invoice"]["invoice_id"]
     final = gateway.wait_final(invoice_id)
     assert final["state"] == "COMPLETE"  # by query, before the callback
@@ -125,11 +137,16 @@ def test_late_success_after_no_result_completes(start_gateway):
     failed = gateway.wait_final(invoice_id)
     assert failed["state"] == "FAILED"
     assert failed["failed_code"] == "NO_RESULT"
+    [before] = gateway.sim.control("GET", "/transactions", params={"phone_number": "254700009008"})
     # The customer types the PIN after all: the money moved, so the invoice completes.
     gateway.sim.http.post("/phone/254700009008/pin", json={"pin": "1234"})
     final = wait_until(lambda: (inv := gateway.status(invoice_id))["state"] == "COMPLETE" and inv)
-    assert final["mpesa_reference"]
+    [truth] = gateway.sim.control("GET", "/transactions", params={"phone_number": "254700009008"})
+    assert final["mpesa_reference"] == truth["receipt"]
     assert final["failed_code"] is None
+    # FAILED -> COMPLETE only on M-Pesa's word: the callback waited for a query.
+    assert gateway.callbacks(invoice_id)[-1].outcome == CallbackOutcome.AWAITING_CONFIRMATION
+    assert truth["queries"] > before["queries"]
 
 
 def test_failure_callback_after_complete_is_recorded_and_ignored(gateway):
@@ -152,7 +169,8 @@ def test_failure_callback_after_complete_is_recorded_and_ignored(gateway):
     assert gateway.callbacks(invoice_id)[-1].outcome == CallbackOutcome.IGNORED
 
 
-def test_concurrent_duplicate_callbacks_apply_once(gateway):
+def test_concurrent_duplicate_callbacks_apply_once(start_gateway):
+    gateway = start_gateway(**CALLBACKS_FIRST)
     gateway.sim.control("POST", "/faults", json={"lost_callback": 1.0})
     session = gateway.push("254712345679")
     invoice_id = session["invoice"]["invoice_id"]

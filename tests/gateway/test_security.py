@@ -27,6 +27,16 @@ def objects_of(gateway, receiver):
 
 def test_every_route_with_an_id_answers_404_to_another_merchant(gateway, callback_receiver):
     invoice_id, wallet_id, hook, event_id = objects_of(gateway, callback_receiver)
+    paid = wait_until(lambda: (inv := gateway.status(invoice_id))["mpesa_reference"] and inv)
+    refund = {"invoice_id": invoice_id, "amount": paid["value"], "reason": "Other"}
+    with gateway.client(gateway.merchant.secret_key) as client:
+        link_id = client.post("/paymentlinks/", json={"title": "t", "amount": 100}).json()["id"]
+        chargeback_id = client.post("/chargebacks/", json=refund).json()["chargeback_id"]
+    checkout = httpx.post(
+        f"{gateway.api}/checkout/",
+        json={"public_key": gateway.merchant.public_key, "amount": 100},
+        trust_env=False,
+    ).json()
     calls = {
         ("GET", "/api/v1/invoices/{invoice_id}/"): f"/invoices/{invoice_id}/",
         ("GET", "/api/v1/wallets/{wallet_id}/"): f"/wallets/{wallet_id}/",
@@ -42,6 +52,14 @@ def test_every_route_with_an_id_answers_404_to_another_merchant(gateway, callbac
             "POST",
             "/api/v1/webhooks/events/{event_id}/replay/",
         ): f"/webhooks/events/{event_id}/replay/",
+        ("GET", "/api/v1/paymentlinks/{link_id}/"): f"/paymentlinks/{link_id}/",
+        ("PUT", "/api/v1/paymentlinks/{link_id}/"): f"/paymentlinks/{link_id}/",
+        ("PATCH", "/api/v1/paymentlinks/{link_id}/"): f"/paymentlinks/{link_id}/",
+        (
+            "POST",
+            "/api/v1/paymentlinks/{link_id}/deactivate/",
+        ): f"/paymentlinks/{link_id}/deactivate/",
+        ("GET", "/api/v1/chargebacks/{chargeback_id}/"): f"/chargebacks/{chargeback_id}/",
     }
     bodies = {"intra_transfer": {"wallet_id": wallet_id, "amount": 1, "narrative": "x"}}
     with gateway.client(gateway.other.secret_key) as other:
@@ -49,13 +67,18 @@ def test_every_route_with_an_id_answers_404_to_another_merchant(gateway, callbac
             body = (
                 bodies["intra_transfer"]
                 if "intra_transfer" in path
-                else ({} if method in ("POST", "PATCH") else None)
+                else ({} if method in ("POST", "PATCH", "PUT") else None)
             )
             response = other.request(method, path, json=body)
             assert response.status_code == 404, (method, path, response.text)
         # Ids inside bodies and queries are as unknown.
         assert other.post("/payment/status/", json={"invoice_id": invoice_id}).status_code == 404
         assert other.get("/transactions/", params={"wallet_id": wallet_id}).status_code == 404
+        refused = other.post("/chargebacks/", json=refund)
+        assert refused.status_code == 400 and list(refused.json()) == ["invoice_id"]
+        assert other.get("/chargebacks/").json()["count"] == 0
+        details = other.post("/checkout/details/", json={"checkout_id": checkout["id"]})
+        assert details.status_code == 404
         push = other.post(
             "/payment/mpesa-stk-push/",
             json={"phone_number": "254712345678", "amount": 100, "wallet_id": wallet_id},

@@ -7,9 +7,11 @@ import time
 
 import httpx
 import pytest
+from sqlalchemy import select
 from standardwebhooks import Webhook
 
 from pesagate.ledger.verify import verify
+from pesagate.models import Job
 from pesagate.payments.tasks import NO_RESULT_REASON, UNREAD_STATEMENT_REASON
 from tests.fixtures.servers import CallbackReceiver, wait_until
 
@@ -54,6 +56,12 @@ def statement_checks(gateway, outcome):
     return float(found.group(1)) if found else 0.0
 
 
+def reconcile_job(gateway, invoice_pk):
+    return gateway.query(
+        lambda s: s.scalar(select(Job.id).where(Job.key == f"reconcile:{invoice_pk}"))
+    )
+
+
 def add_webhook(gateway, url):
     with gateway.client(gateway.merchant.secret_key) as client:
         response = client.post("/webhooks/", json={"endpoint": url, "challenge": "stmt"})
@@ -83,8 +91,9 @@ def test_a_payment_known_only_to_the_statement_completes_once(start_gateway, rec
     assert gateway.callbacks(invoice_id) == []
     assert statement_checks(gateway, "settled") >= settled_before + 1
 
-    # The wallet is credited exactly once, net of the fee, and the books balance.
-    time.sleep(1.0)  # let any further reconciliation run (there must be none)
+    # The wallet is credited exactly once, net of the fee, and the books balance; nothing is
+    # left to reconcile it again.
+    wait_until(lambda: not reconcile_job(gateway, row.id), what="reconciliation to end")
     details, lines = wallet(gateway)
     assert details["current_balance"] == details["available_balance"] == "1467.00"
     assert sorted((line["trans_type"], line["value"]) for line in lines) == [
@@ -138,7 +147,9 @@ def test_with_pull_disabled_such_a_payment_ends_no_result(start_gateway):
 
 
 def test_an_unreadable_statement_is_not_read_as_unpaid(start_gateway):
-    gateway = start_gateway(reconcile_max_s=3.0)
+    # Reconciliation gives up at reconcile_max_s, or twice that while the statement cannot be
+    # read; the checks run at about 0.3, 0.5, 0.9, 1.7, 3.3, 6.5 s.
+    gateway = start_gateway(reconcile_max_s=5.0)
     gateway.sim.control("POST", "/faults", json={"statement_error": 1.0})
     unknown_before = statement_checks(gateway, "unknown")
     phone = "254712370004"
@@ -146,8 +157,12 @@ def test_an_unreadable_statement_is_not_read_as_unpaid(start_gateway):
     invoice_id = gateway.push(phone, amount=900)["invoice"]["invoice_id"]
     created = time.monotonic()
     # Past reconcile_max_s, with the statement refused on every try: still waiting.
-    wait_until(lambda: statement_checks(gateway, "unknown") >= unknown_before + 5)
-    assert time.monotonic() - created > 3.0
+    wait_until(
+        lambda: (
+            time.monotonic() - created > 5.0
+            and statement_checks(gateway, "unknown") >= unknown_before + 5
+        )
+    )
     assert gateway.status(invoice_id)["state"] == "PENDING"
     gateway.sim.control("POST", "/faults", json={})
     final = gateway.wait_final(invoice_id)
@@ -160,8 +175,8 @@ def test_a_statement_never_readable_gives_up_late_and_says_so(start_gateway):
     gateway.sim.control("POST", "/faults", json={"statement_error": 1.0})
     phone = "254712370005"
     lose_everything(gateway, phone)
+    created = time.monotonic()  # no later than the invoice
     invoice_id = gateway.push(phone, amount=600)["invoice"]["invoice_id"]
-    created = time.monotonic()
     final = gateway.wait_final(invoice_id)
     assert time.monotonic() - created >= 3.0  # twice reconcile_max_s
     assert final["state"] == "FAILED" and final["failed_code"] == "NO_RESULT"

@@ -8,11 +8,11 @@ from sqlalchemy import func, select
 from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.errors import ValidationFailed
-from pesagate.kit import ids
-from pesagate.ledger.service import open_wallet_account, wallet_account
+from pesagate.kit.api import validate_body
+from pesagate.ledger.postings import wallet_account
+from pesagate.ledger.service import findings
 from pesagate.ledger.transfers import transfer
-from pesagate.ledger.verify import verify
-from pesagate.merchants.service import create_merchant
+from pesagate.ledger.wallets import open_wallet
 from pesagate.models import (
     Business,
     Environment,
@@ -22,9 +22,10 @@ from pesagate.models import (
     Wallet,
     WalletType,
 )
-from pesagate.payments import state
-from pesagate.payments.schemas import PaymentContext, StkPushRequest, validate_body
+from pesagate.payments import repository, state
+from pesagate.payments.schemas import PaymentContext, StkPushRequest
 from pesagate.payments.service import create_invoice
+from pesagate.services import create_merchant
 
 
 @dataclass
@@ -39,16 +40,9 @@ class Books:
         async with self.db.transaction() as session:
             new = await create_merchant(session, name, Environment.SANDBOX)
             new.business.clearing_delay_s = clearing_delay_s
-            working = Wallet(
-                wallet_id=ids.wallet_id(),
-                business_id=new.business.id,
-                currency="KES",
-                wallet_type=WalletType.WORKING,
-                label="working",
+            working, _ = await open_wallet(
+                session, new.business.id, "KES", WalletType.WORKING, "working"
             )
-            session.add(working)
-            await session.flush()
-            await open_wallet_account(session, working)
             return new.business.id, new.settlement_wallet, working
 
     async def invoice(self, business_pk: int, amount: int, tariff: str = "BUSINESS-PAYS") -> int:
@@ -63,18 +57,17 @@ class Books:
                 {"phone_number": "254712345678", "amount": amount, "mobile_tarrif": tariff},
                 context,
             )
-            settlement = next(w for w in wallets if w.wallet_type == WalletType.SETTLEMENT)
-            invoice = await create_invoice(session, self.settings, business, settlement, request)
+            invoice = await create_invoice(session, self.settings, context, request)
             return invoice.id
 
     async def complete(self, invoice_pk: int, receipt: str = "UKS1234567") -> bool:
         async with self.db.transaction() as session:
-            invoice = await state.lock_invoice(session, id=invoice_pk)
+            invoice = await repository.lock_invoice(session, id=invoice_pk)
             return await state.complete(session, invoice, receipt)
 
     async def fail(self, invoice_pk: int, code: str = "1032") -> bool:
         async with self.db.transaction() as session:
-            invoice = await state.lock_invoice(session, id=invoice_pk)
+            invoice = await repository.lock_invoice(session, id=invoice_pk)
             return await state.fail(session, invoice, code, "Request cancelled by user")
 
     async def transfer(self, source: Wallet, destination: Wallet, amount_minor: int) -> bool:
@@ -118,5 +111,4 @@ class Books:
             return invoice
 
     async def findings(self) -> list[str]:
-        async with self.db.read() as session:
-            return await verify(session)
+        return await findings(self.db)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pesagate.ledger.service import platform_account, platform_account_code
+from pesagate.ledger.postings import platform_account, platform_account_code
 from pesagate.models import AccountKind, LedgerAccount
 
 

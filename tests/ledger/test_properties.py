@@ -35,8 +35,8 @@ operations = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=operations)
-def test_books_stay_true_under_any_sequence(migrated_url, ops):
-    asyncio.run(run_sequence(migrated_url, ops))
+def test_books_stay_true_under_any_sequence(db_url, ops):
+    asyncio.run(run_sequence(db_url, ops))
 
 
 async def run_sequence(db_url, ops):

@@ -743,6 +743,25 @@ async def test_token_is_cached_and_refreshed_shortly_before_expiry(expires_in: b
 
 
 @pytest.mark.parametrize(
+    "expires_in",
+    ['"\uff13\uff15\uff19\uff19"', '"\u0663\u0665\u0669\u0669"', '"1e400"', '"-5"', "null"],
+)
+async def test_an_unusable_expires_in_falls_back_to_a_short_token_life(expires_in: str) -> None:
+    fake = FakeDaraja(json_response(200, ACCEPTED))
+    fake.token_body = b'{"access_token": "tok", "expires_in": ' + expires_in.encode() + b"}"
+    clock = FakeClock()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+        client = DarajaClient(sim_config("https://api.safaricom.co.ke"), http, clock=clock)
+        await client.access_token()
+        clock.now += 500  # within the fallback life (600 s less its margin)
+        await client.access_token()
+        assert fake.count(OAUTH_PATH) == 1
+        clock.now += 100  # past it: refreshed
+        await client.access_token()
+        assert fake.count(OAUTH_PATH) == 2
+
+
+@pytest.mark.parametrize(
     ("status", "body", "reason"),
     [
         (400, b"", "empty body"),

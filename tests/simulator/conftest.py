@@ -1,3 +1,4 @@
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,11 +16,12 @@ SimFactory = Callable[..., DarajaTestClient]
 
 @pytest.fixture
 def make_sim() -> Iterator[SimFactory]:
-    """Start a simulator under uvicorn with the given settings; returns a client for it."""
+    """Start a simulator under uvicorn with the given settings (and clock); returns a client
+    for it."""
     started: list[tuple[UvicornThread, DarajaTestClient]] = []
 
-    def start(**settings: Any) -> DarajaTestClient:
-        app = create_simulator_app(SimulatorSettings(**{**FAST, **settings}))
+    def start(clock: Callable[[], float] = time.monotonic, **settings: Any) -> DarajaTestClient:
+        app = create_simulator_app(SimulatorSettings(**{**FAST, **settings}), clock)
         server = UvicornThread(app).__enter__()
         client = DarajaTestClient(server.url)
         started.append((server, client))

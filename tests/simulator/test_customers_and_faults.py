@@ -61,6 +61,21 @@ def test_scripted_delay_and_clearing_a_script(sim):
     assert pay(sim, "254712345681", 10)["result_code"] == 0
 
 
+def test_a_held_customer_acts_only_once_released(sim, callback_receiver):
+    phone = "254712345684"
+    assert sim.control("POST", f"/customers/{phone}", json={"hold": True})["hold"] is True
+    url = callback_receiver.url + "/held"
+    held = sim.push(phone=phone, CallBackURL=url).json()["CheckoutRequestID"]
+    # While held, the result is not decided: the query says so, whatever the time taken.
+    assert sim.query(held).json()["errorMessage"] == "The transaction is being processed"
+    assert sim.transaction(held)["state"] == "OPEN"
+    assert callback_receiver.for_path("/held") == []
+    assert sim.control("POST", f"/customers/{phone}/release")["hold"] is False
+    assert final(sim, held)["result_code"] == 0
+    callback_receiver.wait_for("/held")
+    assert pay(sim, phone, 10)["result_code"] == 0  # released: the next push is not held
+
+
 def test_bad_scripts_are_refused(sim):
     response = sim.http.post("/control/customers/254712345682", json={"outcome": "dance"})
     assert response.status_code == 400

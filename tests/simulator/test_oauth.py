@@ -1,8 +1,8 @@
 """OAuth: Basic credentials checked, tokens expire, unknown tokens get 404 `404.001.03`."""
 
 import re
-import time
 
+from tests.fixtures.clock import ManualClock
 from tests.fixtures.daraja import push_body
 
 TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9]{28}$")
@@ -64,10 +64,13 @@ def test_unknown_or_missing_token_is_404_001_03(sim):
 
 
 def test_tokens_expire(make_sim):
-    sim = make_sim(token_ttl_s=0.3)
+    clock = ManualClock()
+    sim = make_sim(clock=clock, token_ttl_s=60)
     assert sim.push(phone="254712000001").status_code == 200
-    time.sleep(0.4)
-    response = sim.push(phone="254712000002")
+    clock.advance(59)
+    assert sim.push(phone="254712000002").status_code == 200
+    clock.advance(1)
+    response = sim.push(phone="254712000003")
     assert response.status_code == 404
     assert response.json()["errorCode"] == "404.001.03"
 

@@ -5,6 +5,7 @@ import pytest
 from pesagate.mpesa.protocol import stk_password
 from pesagate.simulator.settings import SANDBOX_PASSKEY
 from tests.fixtures.daraja import PAYBILL, push_body
+from tests.fixtures.digits import arabic_indic, fullwidth
 from tests.fixtures.servers import wait_until
 
 
@@ -177,3 +178,28 @@ def test_timestamp_in_any_timezone_is_accepted_when_the_password_matches(sim):
     password = stk_password(PAYBILL, SANDBOX_PASSKEY, ts)
     body = push_body(phone="254712345006", Timestamp=ts, Password=password)
     assert sim.post("/mpesa/stkpush/v1/processrequest", body).status_code == 200
+
+
+# Digits of other scripts pass `\d`, `str.isdigit()` and `int()`, but Daraja takes ASCII digits
+# only: a push that the gateway let through with them must fail here as it would there.
+NON_ASCII_DIGIT_CASES = [
+    ("Amount", arabic_indic("100")),  # Arabic-Indic
+    ("Amount", fullwidth("100")),  # fullwidth
+    ("Amount", "1_000"),
+    ("Amount", "+100"),
+    ("Amount", "1e2"),
+    ("Amount", "1e2000000"),
+    ("Amount", "9" * 5000),
+    ("PhoneNumber", "2547" + arabic_indic("12345678")),
+    ("PhoneNumber", "25471234" + fullwidth("5678")),
+    ("PartyA", "2547" + fullwidth("12345678")),
+    ("BusinessShortCode", arabic_indic("174379")),
+    ("Timestamp", arabic_indic("20261128100000")),
+]
+
+
+def test_digits_of_other_scripts_and_odd_number_forms_are_invalid(sim):
+    for field, value in NON_ASCII_DIGIT_CASES:
+        response = sim.post("/mpesa/stkpush/v1/processrequest", push_body(**{field: value}))
+        assert_error(response, *invalid(field))
+    assert sim.control("GET", "/transactions") == []

@@ -8,6 +8,7 @@ import pytest
 
 from pesagate.mpesa.protocol import PULL_QUERY_PATH, PULL_REGISTER_PATH, stk_password
 from pesagate.simulator.settings import SANDBOX_PASSKEY
+from tests.fixtures.clock import ManualClock
 from tests.fixtures.daraja import BUYGOODS_STORE, NAIROBI, PAYBILL, TILL, push_body
 from tests.fixtures.servers import wait_until
 
@@ -152,9 +153,10 @@ def test_pages_follow_the_offset_oldest_first(make_sim):
 
 
 def test_pull_needs_a_valid_token(make_sim):
-    sim = make_sim(token_ttl_s=0.3)
+    clock = ManualClock()
+    sim = make_sim(clock=clock, token_ttl_s=60)
     assert pull(sim).status_code == 200
-    time.sleep(0.4)
+    clock.advance(60)
     expired = pull(sim)
     assert expired.status_code == 404
     assert expired.json()["errorCode"] == "404.001.03"

@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from prometheus_client import REGISTRY
+from sqlalchemy import event, select, update
 
-from pesagate import migrate
 from pesagate.db import Database
 from pesagate.kit.clock import utc_now
 from pesagate.models import Job
+from pesagate.worker import runner as runner_module
 from pesagate.worker.jobs import cancel, schedule
 from pesagate.worker.runner import ClaimedJob, Handler, RunAgainAt, Worker, failure_backoff_s
 
@@ -50,14 +51,8 @@ async def eventually(
 
 
 @pytest.fixture
-def migrated_url(db_url: str) -> str:
-    asyncio.run(migrate.upgrade(db_url))
-    return db_url
-
-
-@pytest.fixture
-async def db(migrated_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_url)
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
     yield database
     await database.dispose()
 
@@ -130,20 +125,23 @@ async def test_the_run_loop_picks_up_jobs_scheduled_while_it_runs(db):
     assert sorted(call.key for call in handler.calls) == ["one", "two"]
 
 
-async def test_run_again_at_keeps_the_row_unlocked_until_then_and_runs_it_again(db):
-    again_at = utc_now() + timedelta(seconds=0.4)
+async def test_run_again_at_keeps_the_row_unlocked_until_then_and_runs_it_again(db, monkeypatch):
+    now = utc_now()
+    monkeypatch.setattr(runner_module, "utc_now", lambda: now)  # the worker's clock, by hand
+    again_at = now + timedelta(seconds=30)
     handler = Recorder(RunAgainAt(again_at), None)
-    await add(db, "poll", utc_now())
+    await add(db, "poll", now)
     runner = worker(db, {KIND: handler})
 
     assert await runner.run_once() == 1
     row = await job(db, "poll")
     assert row is not None
     assert (row.run_at, row.locked_by, row.attempts, row.last_error) == (again_at, None, 1, None)
+    now = again_at - timedelta(milliseconds=1)
     assert await runner.run_once() == 0  # not due before `again_at`
 
-    await eventually(runner.run_once, what="the job to be due again")
-    assert utc_now() >= again_at
+    now = again_at
+    assert await runner.run_once() == 1
     assert [call.attempts for call in handler.calls] == [1, 2]
     assert await jobs(db) == []
 
@@ -234,9 +232,9 @@ async def test_schedule_does_not_move_a_claimed_job(db):
     assert (row.locked_by, row.run_at) == ("test-worker", claimed.lease_until)
 
 
-async def test_concurrent_workers_never_claim_the_same_job(migrated_url):
+async def test_concurrent_workers_never_claim_the_same_job(db_url):
     total, workers = 200, 5
-    setup = Database(migrated_url)
+    setup = Database(db_url)
     now = utc_now()
     async with setup.transaction() as session:
         for n in range(total):
@@ -245,9 +243,10 @@ async def test_concurrent_workers_never_claim_the_same_job(migrated_url):
     assert len(expected_ids) == total
 
     # One Database per worker, as separate processes would have.
-    databases = [Database(migrated_url) for _ in range(workers)]
+    databases = [Database(db_url) for _ in range(workers)]
     runners = [
-        Worker(databases[i], {KIND: Recorder()}, name=f"w{i}", batch=10) for i in range(workers)
+        Worker(databases[i], {KIND: Recorder()}, name=f"w{i}", concurrency=10)
+        for i in range(workers)
     ]
     claimed: dict[str, list[int]] = {runner.name: [] for runner in runners}
 
@@ -273,8 +272,8 @@ async def test_concurrent_workers_never_claim_the_same_job(migrated_url):
             await database.dispose()
 
 
-async def test_a_crashed_workers_job_is_taken_over_after_its_lease(migrated_url):
-    db_a, db_b = Database(migrated_url), Database(migrated_url)
+async def test_a_crashed_workers_job_is_taken_over_after_its_lease(db_url):
+    db_a, db_b = Database(db_url), Database(db_url)
     handler = Recorder()
     crashed = Worker(db_a, {KIND: handler}, name="A", lease_s=0.3)
     rescuer = Worker(db_b, {KIND: handler}, name="B", lease_s=60)
@@ -288,13 +287,13 @@ async def test_a_crashed_workers_job_is_taken_over_after_its_lease(migrated_url)
 
         [taken] = await eventually(rescuer.claim, what="A's lease to run out")
         assert utc_now() >= held.lease_until
-        assert (taken.id, taken.attempts) == (held.id, 2)
+        assert (taken.id, taken.attempts, taken.failures) == (held.id, 2, 1)  # A's lease ran out
 
-        # A wakes up late: it runs its copy, then tries to finish and to release it. Neither
-        # may touch the row B now owns.
+        # A wakes up late: it does not start a job whose lease ran out, and its attempts to
+        # finish or release it may not touch the row B now owns.
         await crashed._run(held)
         await crashed._finish(held)
-        await crashed._release(held, utc_now(), error="late")
+        await crashed._release(held, utc_now(), error="late", failures=None)
         row = await job(db_b, "orphan")
         assert row is not None
         assert (row.id, row.locked_by, row.run_at, row.attempts, row.last_error) == (
@@ -307,10 +306,237 @@ async def test_a_crashed_workers_job_is_taken_over_after_its_lease(migrated_url)
 
         await rescuer._run(taken)
         assert await jobs(db_b) == []
-        assert [(call.key, call.attempts) for call in handler.calls] == [
-            ("orphan", 1),
-            ("orphan", 2),
-        ]
+        assert [(call.key, call.attempts) for call in handler.calls] == [("orphan", 2)]
     finally:
         await db_a.dispose()
         await db_b.dispose()
+
+
+class Gate:
+    """A handler that blocks every job until `open()`, recording which ones are inside."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+        self.inside: set[str] = set()
+        self.most_inside: dict[str | None, int] = {}
+        self.calls: list[ClaimedJob] = []
+        self.cancelled: list[str] = []
+
+    async def __call__(self, job: ClaimedJob) -> None:
+        self.calls.append(job)
+        self.inside.add(job.key)
+        same_lane = sum(
+            1 for call in self.calls if call.lane == job.lane and call.key in self.inside
+        )
+        self.most_inside[job.lane] = max(self.most_inside.get(job.lane, 0), same_lane)
+        try:
+            await self.opened.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(job.key)
+            raise
+        finally:
+            self.inside.discard(job.key)
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+async def running_loop(runner: Worker) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    stop = asyncio.Event()
+    return stop, asyncio.create_task(runner.run(stop))
+
+
+async def stop_loop(stop: asyncio.Event, loop: asyncio.Task[None]) -> None:
+    stop.set()
+    await asyncio.wait_for(loop, timeout=15)
+
+
+async def test_a_slow_job_does_not_hold_up_jobs_due_after_it(db):
+    slow, fast = Gate(), Recorder()
+    runner = worker(db, {"slow": slow, KIND: fast}, poll_s=0.05, concurrency=4)
+    await add(db, "hangs", utc_now(), kind="slow")
+    stop, loop = await running_loop(runner)
+    try:
+        await eventually(lambda: _true(slow.inside), what="the slow job to start")
+        for n in range(6):  # more than the free slots: they run as slots free up
+            await add(db, f"quick-{n}", utc_now())
+
+        async def quick_ones_done() -> bool:
+            return len(fast.calls) == 6 and [j.key for j in await jobs(db)] == ["hangs"]
+
+        await eventually(quick_ones_done, what="the quick jobs, while the slow one runs")
+        assert slow.inside == {"hangs"}
+    finally:
+        slow.open()
+        await stop_loop(stop, loop)
+    assert await jobs(db) == []
+
+
+async def test_one_lane_takes_at_most_its_slots_and_the_rest_are_put_back_unharmed(db):
+    gate, other = Gate(), Recorder()
+    runner = worker(db, {KIND: gate, "other": other}, poll_s=0.05, concurrency=6, lane_slots=2)
+    for n in range(5):
+        async with db.transaction() as session:
+            await schedule(session, KIND, f"slow-{n}", utc_now(), {}, lane="endpoint:1")
+    stop, loop = await running_loop(runner)
+    try:
+        await eventually(lambda: _true(len(gate.inside) == 2), what="two jobs of the lane")
+        async with db.transaction() as session:
+            await schedule(session, "other", "elsewhere", utc_now(), {}, lane="endpoint:2")
+        await eventually(lambda: _true(other.calls), what="the other lane's job")
+        assert len(gate.inside) == 2
+        waiting = [row for row in await jobs(db) if row.locked_by is None]
+        assert len(waiting) == 3  # put back: not counted as runs nor as failures
+        assert {(row.attempts, row.failures, row.last_error) for row in waiting} == {(0, 0, None)}
+    finally:
+        gate.open()
+        await eventually(lambda: _true(len(gate.calls) == 5), what="the lane to drain")
+        await stop_loop(stop, loop)
+    assert gate.most_inside == {"endpoint:1": 2}
+    assert await jobs(db) == []
+
+
+async def test_a_job_that_keeps_failing_is_dead_after_max_failures(db, caplog):
+    handler = Recorder(*(RuntimeError(f"boom {n}") for n in range(3)))
+    runner = worker(db, {KIND: handler}, max_failures=3)
+    await add(db, "poison", utc_now())
+    dead_before = _sample("pesagate_job_runs_total", kind=KIND, outcome="dead")
+    for attempt in range(1, 4):
+        assert await runner.run_once() == 1
+        row = await job(db, "poison")
+        assert row is not None and row.failures == attempt
+        await _make_due(db, "poison")
+    assert row.dead_at is not None and row.locked_by is None
+    assert row.last_error == "RuntimeError: boom 2"
+    assert await runner.run_once() == 0  # dead jobs are never claimed
+    assert len(handler.calls) == 3
+    assert _sample("pesagate_job_runs_total", kind=KIND, outcome="dead") == dead_before + 1
+    assert _sample("pesagate_jobs_dead", kind=KIND) == 1
+    assert "Traceback" in caplog.text and "RuntimeError: boom 0" in caplog.text
+
+    # Scheduled again by the code that owns it (e.g. a webhook replay): alive, clean slate.
+    await add(db, "poison", utc_now())
+    row = await job(db, "poison")
+    assert row is not None and (row.dead_at, row.failures, row.locked_by) == (None, 0, None)
+    assert await runner.run_once() == 1
+    assert await jobs(db) == []
+
+
+async def test_run_again_resets_the_failure_count(db):
+    handler = Recorder(RuntimeError("once"), RunAgainAt(utc_now()), RuntimeError("twice"))
+    runner = worker(db, {KIND: handler}, max_failures=2)
+    await add(db, "recovers", utc_now())
+    for _ in range(3):
+        assert await runner.run_once() == 1
+        await _make_due(db, "recovers")
+    row = await job(db, "recovers")
+    assert row is not None and (row.failures, row.dead_at) == (1, None)
+
+
+async def test_a_job_past_its_deadline_is_cancelled_and_counts_as_a_failure(db):
+    gate = Gate()
+    runner = worker(db, {KIND: gate}, job_timeout_s=0.3, lease_s=60)
+    await add(db, "stuck", utc_now())
+    before = utc_now()
+    assert await runner.run_once() == 1  # returns: the deadline cancelled the handler
+    assert gate.cancelled == ["stuck"]
+    row = await job(db, "stuck")
+    assert row is not None
+    assert (row.failures, row.locked_by) == (1, None)
+    assert row.last_error is not None and "ran longer than 0.3 s" in row.last_error
+    assert row.run_at >= before + timedelta(seconds=failure_backoff_s(1))
+
+
+async def test_a_long_job_keeps_its_lease_and_never_runs_in_two_workers(db_url):
+    db_a, db_b = Database(db_url), Database(db_url)
+    gate = Gate()
+    runner_a = Worker(db_a, {KIND: gate}, name="A", lease_s=1.5, poll_s=0.05)
+    runner_b = Worker(db_b, {KIND: gate}, name="B", lease_s=60)
+    try:
+        await add(db_a, "long", utc_now())
+        [held] = await runner_a.claim()
+        running = asyncio.create_task(runner_a._run(held))
+        await eventually(lambda: _true(gate.inside), what="the job to start")
+        until = utc_now() + timedelta(seconds=3 * runner_a.lease_s)
+        while utc_now() < until:  # three leases long, B keeps trying to take the job
+            assert await runner_b.claim() == []
+            assert gate.inside == {"long"}
+            await asyncio.sleep(0.05)
+        row = await job(db_b, "long")
+        assert row is not None and row.locked_by == "A" and row.run_at > held.lease_until
+        gate.open()
+        await asyncio.wait_for(running, timeout=5)
+        assert await jobs(db_b) == []
+        assert [call.key for call in gate.calls] == ["long"]
+    finally:
+        await db_a.dispose()
+        await db_b.dispose()
+
+
+async def test_a_job_that_ends_while_its_lease_is_being_renewed_is_finished(db):
+    """The handler returns while a renewal is writing its new lease: the renewal is cancelled
+    mid-commit, and the job is still finished (not left behind to run a second time)."""
+    gate = Gate()
+    runner = worker(db, {KIND: gate}, lease_s=0.9)
+
+    def open_on_renewal(_conn: Any, clause: Any, *_: Any) -> None:
+        if getattr(clause, "is_update", False) and gate.inside:
+            gate.open()  # the handler returns as soon as the renewal awaits its commit
+
+    event.listen(db.write_engine.sync_engine, "after_execute", open_on_renewal)
+    await add(db, "renewed", utc_now())
+    assert await runner.run_once() == 1
+    assert gate.cancelled == []
+    assert await jobs(db) == []
+
+
+async def test_a_job_that_lost_its_lease_stops_at_once(db_url):
+    db = Database(db_url)
+    gate = Gate()
+    runner = Worker(db, {KIND: gate}, name="A", lease_s=0.6)
+    try:
+        await add(db, "taken", utc_now())
+        [held] = await runner.claim()
+        running = asyncio.create_task(runner._run(held))
+        await eventually(lambda: _true(gate.inside), what="the job to start")
+        # Another worker took the row (as after a lease that ran out during a long pause).
+        taken_until = utc_now() + timedelta(hours=1)
+        async with db.transaction() as session:
+            await session.execute(
+                update(Job).where(Job.key == "taken").values(locked_by="B", run_at=taken_until)
+            )
+        await asyncio.wait_for(running, timeout=5)  # its next renewal fails: cancelled
+        assert gate.cancelled == ["taken"]
+        row = await job(db, "taken")
+        assert row is not None
+        assert (row.locked_by, row.run_at, row.failures) == ("B", taken_until, 0)  # untouched
+    finally:
+        await db.dispose()
+
+
+async def test_a_job_that_keeps_killing_its_workers_is_dead_without_running_again(db):
+    handler = Recorder()
+    await add(db, "kills-workers", utc_now())
+    for n in range(2):  # two workers claimed it and died: their leases ran out
+        dying = worker(db, {KIND: handler}, name=f"dies-{n}", lease_s=0.05)
+        await eventually(dying.claim, what="the job to be claimable")
+        await asyncio.sleep(0.06)
+    survivor = worker(db, {KIND: handler}, max_failures=2)
+    assert await eventually(survivor.run_once, what="the lease to run out") == 1
+    row = await job(db, "kills-workers")
+    assert row is not None and row.dead_at is not None and row.failures == 2
+    assert row.last_error is not None and "lease ran out" in row.last_error
+    assert handler.calls == []
+
+
+async def _true(value: Any) -> bool:
+    return bool(value)
+
+
+async def _make_due(db: Database, key: str) -> None:
+    async with db.transaction() as session:
+        await session.execute(update(Job).where(Job.key == key).values(run_at=utc_now()))
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0

@@ -1,8 +1,7 @@
 """The `Idempotency-Key` gate as a FastAPI dependency: `await gate.run(principal, handler)`."""
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.responses import Response
@@ -18,21 +17,40 @@ class IdempotencyGate:
     request: Request
     db: Database
     ttl_s: float
+    lock_s: float
 
     async def run(
-        self, principal: Principal, handler: Callable[[], Awaitable[dict[str, Any]]]
+        self,
+        principal: Principal,
+        handler: service.Handler,
+        resume: service.Resumer | None = None,
     ) -> Response:
         key = self.request.headers.get(service.HEADER)
         request_print = service.fingerprint(
             self.request.method, self.request.url.path.rstrip("/"), await self.request.body()
         )
-        return await service.run_idempotently(
-            self.db, principal.business_pk, key, request_print, self.ttl_s, handler
+        answer = await service.run_idempotently(
+            self.db,
+            principal.business_pk,
+            key,
+            request_print,
+            self.ttl_s,
+            handler,
+            resume,
+            self.lock_s,
         )
+        return _render(answer)
+
+
+def _render(answer: service.Answer) -> Response:
+    headers = {service.REPLAYED_HEADER: "true"} if answer.replayed else None
+    return Response(
+        answer.body, status_code=answer.status, headers=headers, media_type="application/json"
+    )
 
 
 async def idempotency_gate(request: Request, db: DbDep, settings: SettingsDep) -> IdempotencyGate:
-    return IdempotencyGate(request, db, settings.idempotency_ttl_s)
+    return IdempotencyGate(request, db, settings.idempotency_ttl_s, settings.idempotency_lock_s)
 
 
 Idempotent = Annotated[IdempotencyGate, Depends(idempotency_gate)]

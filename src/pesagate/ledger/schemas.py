@@ -1,12 +1,12 @@
 """Request validation for wallet endpoints, DRF-style messages."""
 
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, PlainValidator
 
-from pesagate.kit.money import CENTS_PER_UNIT
+from pesagate.kit.money import AmountError, parse_amount_to_minor
+from pesagate.kit.text import check_plain_text
 
 _LABEL = re.compile(r"^[A-Za-z0-9 _-]{1,40}$")
 CURRENCIES = ("KES",)
@@ -42,20 +42,10 @@ def _flag(raw: object) -> bool:
 
 def amount_minor(raw: object) -> int:
     """A positive amount with at most two decimal places -> cents."""
-    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-        raise ValueError("A valid number is required.")
     try:
-        value = Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise ValueError("A valid number is required.") from None
-    if not value.is_finite():
-        raise ValueError("A valid number is required.")
-    if value <= 0:
-        raise ValueError("Ensure this value is greater than 0.")
-    cents = value * CENTS_PER_UNIT
-    if cents != cents.to_integral_value():
-        raise ValueError("Ensure that there are no more than 2 decimal places.")
-    return int(cents)
+        return parse_amount_to_minor(raw)
+    except AmountError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _narrative(raw: object) -> str:
@@ -63,7 +53,7 @@ def _narrative(raw: object) -> str:
         raise ValueError("This field may not be blank.")
     if len(raw) > 255:
         raise ValueError("Ensure this field has no more than 255 characters.")
-    return raw.strip()
+    return check_plain_text(raw.strip())
 
 
 def _wallet_ref(raw: object) -> str:

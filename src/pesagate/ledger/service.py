@@ -1,227 +1,145 @@
-"""Posting to the ledger. Every function takes the caller's session: entries are written in
-the same transaction as the change they record (an invoice completing, a transfer)."""
+"""The ledger's use cases: each opens its own transaction (or read) and calls the steps of
+`postings`, `wallets` and `transfers`. Work on other domains' tables goes through hooks that
+the composition root (`pesagate.services`) passes in."""
 
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from pesagate.db import AnySession, AsyncReadSession, AsyncSession, Database
+from pesagate.errors import NotFound, ValidationFailed
+from pesagate.idempotency.service import Claim, complete_in
+from pesagate.kit.pagination import Page
+from pesagate.ledger import repository, responses
+from pesagate.ledger.postings import release_clearing
+from pesagate.ledger.schemas import IntraTransfer, WalletCreate
+from pesagate.ledger.transfers import transfer
+from pesagate.ledger.verify import verify
+from pesagate.ledger.views import transaction_json, transfer_event_json, transfer_json, wallet_json
+from pesagate.ledger.wallets import open_wallet
+from pesagate.merchants.service import find_business
+from pesagate.models import LedgerAccount, LedgerEntry, LedgerPosting, Topic, Wallet, WalletType
+from pesagate.webhooks.emit import emit
 
-from pesagate.db import insert_ignore, remember_after_commit, remembered
-from pesagate.kit import ids
-from pesagate.kit.clock import utc_now
-from pesagate.models import (
-    AccountKind,
-    Business,
-    EntryKind,
-    Invoice,
-    LedgerAccount,
-    LedgerEntry,
-    LedgerPosting,
-    LineStatus,
-    TransType,
-    Wallet,
-)
-from pesagate.worker.jobs import add_job
-
-RELEASE_JOB = "release_clearing"
-
-
-class LedgerError(Exception):
-    """A bug, not a user error: an unbalanced entry, a missing account."""
+# Statement lines embed their invoice as payments renders it: pks -> JSON, in the read.
+InvoicesJson = Callable[[AsyncReadSession, set[int]], Awaitable[dict[int, Mapping[str, Any]]]]
+# A collection's clearing was released: its invoice says so, in the release's transaction.
+InvoiceReleased = Callable[[AsyncSession, int], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    account: LedgerAccount
-    amount_minor: int
-    trans_type: TransType
-    status: LineStatus
-    narrative: str
+async def list_wallets(
+    db: Database, business_pk: int, page: Page
+) -> tuple[int, list[responses.Wallet]]:
+    async with db.read() as session:
+        count, rows = await repository.wallets_page(session, business_pk, page)
+    return count, [wallet_json(wallet, account) for wallet, account in rows]
 
 
-def wallet_account_code(wallet_pk: int) -> str:
-    return f"wallet:{wallet_pk}"
+async def wallet_detail(db: Database, business_pk: int, wallet_id: str) -> responses.Wallet:
+    async with db.read() as session:
+        wallet, account = await _wallet(session, business_pk, wallet_id)
+    return wallet_json(wallet, account)
 
 
-def platform_account_code(kind: AccountKind, currency: str) -> str:
-    return f"platform:{kind.value.lower()}:{currency}"
+async def create_wallet(
+    db: Database, business_pk: int, request: WalletCreate, held: Claim | None
+) -> responses.Wallet:
+    async with db.transaction() as session:
+        wallet, account = await open_wallet(
+            session,
+            business_pk,
+            request.currency,
+            WalletType.WORKING,
+            request.label,
+            request.can_disburse,
+        )
+        answer = wallet_json(wallet, account)
+        await complete_in(session, held, answer)
+    return answer
 
 
-async def open_wallet_account(session: AsyncSession, wallet: Wallet) -> LedgerAccount:
-    account = LedgerAccount(
-        code=wallet_account_code(wallet.id),
-        kind=AccountKind.WALLET,
-        currency=wallet.currency,
-        wallet_id=wallet.id,
-    )
-    session.add(account)
-    await session.flush()
-    return account
-
-
-async def wallet_account(
-    session: AsyncSession, wallet_pk: int, *, lock: bool = False
-) -> LedgerAccount:
-    statement = select(LedgerAccount).where(LedgerAccount.wallet_id == wallet_pk)
-    if lock:
-        statement = statement.with_for_update()
-    account = await session.scalar(statement.execution_options(populate_existing=True))
-    if account is None:
-        raise LedgerError(f"wallet {wallet_pk} has no ledger account")
-    return account
-
-
-async def platform_account(
-    session: AsyncSession, kind: AccountKind, currency: str
-) -> LedgerAccount:
-    """The platform's account of this kind, created on first use. Remembered per database once
-    committed: postings to platform accounts need only its id and kind (their balances are
-    summed from postings, never stored on the row), and four statements per collection were
-    spent looking them up."""
-    code = platform_account_code(kind, currency)
-    known: LedgerAccount | None = remembered(session, code)
-    if known is not None:
-        return known
-    await insert_ignore(
-        session,
-        LedgerAccount,
-        {
-            "code": code,
-            "kind": kind,
-            "currency": currency,
-            "balance_minor": 0,
-            "available_minor": 0,
-            "created_at": utc_now(),
-            "updated_at": utc_now(),
-        },
-    )
-    account = await session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
-    assert account is not None
-    # A transient copy: the session's own instance expires when its session ends.
-    copy = LedgerAccount(id=account.id, code=code, kind=account.kind, currency=currency)
-    remember_after_commit(session, code, copy)
-    return account
-
-
-async def post_entry(
-    session: AsyncSession,
-    *,
-    key: str,
-    kind: EntryKind,
-    narrative: str,
-    lines: list[Line],
-    invoice_pk: int | None = None,
-) -> tuple[LedgerEntry, list[LedgerPosting]] | None:
-    """Write one balanced entry; None if an entry with this key exists (exactly once).
-
-    Wallet accounts must already be locked by the caller (`wallet_account(lock=True)`), so
-    that their running balances are computed one posting at a time.
-    """
-    if sum(line.amount_minor for line in lines) != 0:
-        raise LedgerError(f"entry {key} does not balance")
-    if await session.scalar(select(LedgerEntry.id).where(LedgerEntry.key == key)) is not None:
-        return None
-    entry = LedgerEntry(key=key, kind=kind, invoice_id=invoice_pk, narrative=narrative[:255])
-    session.add(entry)
-    await session.flush()
-    postings = [_posting(entry, line) for line in lines if line.amount_minor != 0]
-    session.add_all(postings)
-    await session.flush()
-    return entry, postings
-
-
-def _posting(entry: LedgerEntry, line: Line) -> LedgerPosting:
-    account = line.account
-    running = None
-    if account.kind == AccountKind.WALLET:
-        account.balance_minor += line.amount_minor
-        if line.status == LineStatus.AVAILABLE:
-            account.available_minor += line.amount_minor
-        running = account.balance_minor
-    return LedgerPosting(
-        transaction_id=ids.random_code(12),
-        entry_id=entry.id,
-        account_id=account.id,
-        amount_minor=line.amount_minor,
-        trans_type=line.trans_type,
-        status=line.status,
-        running_balance_minor=running,
-        narrative=line.narrative[:255],
-        available_at=utc_now() if line.status == LineStatus.AVAILABLE else None,
-    )
-
-
-def collection_key(invoice_pk: int) -> str:
-    return f"invoice:{invoice_pk}:collection"
-
-
-async def post_collection(session: AsyncSession, invoice: Invoice) -> bool:
-    """Credit a COMPLETE invoice to its wallet, net of fees: exactly once per invoice."""
-    business = await session.get(Business, invoice.business_id)
-    assert business is not None
-    clearing = business.clearing_delay_s > 0
-    status = LineStatus.CLEARING if clearing else LineStatus.AVAILABLE
-    wallet = await wallet_account(session, invoice.wallet_id, lock=True)
-    mpesa = await platform_account(session, AccountKind.MPESA_CLEARING, invoice.currency)
-    fees = await platform_account(session, AccountKind.FEE_INCOME, invoice.currency)
-    reference = invoice.mpesa_reference or invoice.invoice_id
+async def statement(
+    db: Database,
+    invoices_json: InvoicesJson,
+    business_pk: int,
+    page: Page,
+    wallet_id: str | None = None,
+) -> tuple[int, list[responses.WalletTransaction]]:
+    """Statement lines, newest first: of one wallet, or of every wallet of the business."""
+    async with db.read(snapshot=True) as session:
+        wallet_pk = None
+        if wallet_id:
+            wallet, _ = await _wallet(session, business_pk, wallet_id)
+            wallet_pk = wallet.id
+        count, rows = await repository.statement_page(session, business_pk, page, wallet_pk)
+        invoices = await invoices_json(session, {pk for _, _, pk in rows if pk is not None})
     lines = [
-        Line(mpesa, -invoice.value_minor, TransType.SALE, LineStatus.AVAILABLE, reference),
-        Line(wallet, invoice.value_minor, TransType.SALE, status, f"Payment {reference}"),
-        Line(wallet, -invoice.charges_minor, TransType.CHARGE, status, f"Charges {reference}"),
-        Line(fees, invoice.charges_minor, TransType.CHARGE, LineStatus.AVAILABLE, reference),
+        transaction_json(line, wallet, None if pk is None else invoices.get(pk))
+        for line, wallet, pk in rows
     ]
-    posted = await post_entry(
-        session,
-        key=collection_key(invoice.id),
-        kind=EntryKind.COLLECTION,
-        narrative=f"M-Pesa collection {invoice.invoice_id}",
-        lines=lines,
-        invoice_pk=invoice.id,
-    )
-    if posted is None:
-        return False
-    invoice.clearing_status = status.value
-    if clearing:
-        at = utc_now() + timedelta(seconds=business.clearing_delay_s)
-        add_job(session, RELEASE_JOB, f"release:{posted[0].id}", at, {"entry_id": posted[0].id})
-    return True
+    return count, lines
 
 
-async def release_clearing(session: AsyncSession, entry_pk: int) -> int:
-    """Make an entry's CLEARING lines AVAILABLE. Idempotent; returns the lines released."""
-    entry = await session.get(LedgerEntry, entry_pk)
-    if entry is None:
-        return 0
-    account_ids = select(LedgerPosting.account_id).where(LedgerPosting.entry_id == entry_pk)
-    accounts = {
-        account.id: account
-        for account in await session.scalars(
-            select(LedgerAccount)
-            .where(LedgerAccount.id.in_(account_ids))
-            .order_by(LedgerAccount.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+async def intra_transfer(
+    db: Database, business_pk: int, wallet_id: str, request: IntraTransfer, held: Claim | None
+) -> responses.IntraTransferDone:
+    async with db.transaction() as session:
+        source, _ = await _wallet(session, business_pk, wallet_id)
+        try:
+            destination, _ = await _wallet(session, business_pk, request.wallet_id)
+        except NotFound:
+            raise ValidationFailed.field("wallet_id", "No wallet of yours has this id.") from None
+        moved = await transfer(session, source, destination, request.amount, request.narrative)
+        await emit(
+            session,
+            business_pk,
+            Topic.WALLET_TRANSFER,
+            f"transfer:{moved.source_line.entry_id}",
+            lambda: transfer_event_json(moved),
         )
-    }
-    clearing_lines = (
-        await session.scalars(
-            select(LedgerPosting).where(
-                LedgerPosting.entry_id == entry_pk, LedgerPosting.status == LineStatus.CLEARING
-            )
-        )
-    ).all()
-    now = utc_now()
-    for line in clearing_lines:
-        accounts[line.account_id].available_minor += line.amount_minor
-        line.status = LineStatus.AVAILABLE
-        line.available_at = now
-    if entry.invoice_id is not None and clearing_lines:
-        await session.execute(
-            update(Invoice)
-            .where(Invoice.id == entry.invoice_id)
-            .values(clearing_status=LineStatus.AVAILABLE.value, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return len(clearing_lines)
+        answer = transfer_json(moved)
+        await complete_in(session, held, answer)  # moved once, whatever happens next
+    return answer
+
+
+async def release(db: Database, entry_pk: int, on_released: InvoiceReleased) -> None:
+    """The clearing release job's work: the lines become AVAILABLE, then their invoice."""
+    async with db.transaction() as session:
+        released = await release_clearing(session, entry_pk)
+        if released.lines and released.invoice_pk is not None:
+            await on_released(session, released.invoice_pk)
+
+
+async def merchant_wallets(db: Database, merchant: str) -> list[tuple[Wallet, LedgerAccount]]:
+    """`pesagate wallet list`: a merchant's wallets, by business_id or exact name."""
+    async with db.read(snapshot=True) as session:
+        business = await find_business(session, merchant)
+        return await repository.wallets_of(session, business.id)
+
+
+async def findings(db: Database) -> list[str]:
+    """`pesagate ledger verify`: every disagreement of the books with their postings."""
+    async with db.read(snapshot=True) as session:
+        return await verify(session)
+
+
+async def report(db: Database) -> tuple[list[Any], list[Any]]:
+    """`pesagate ledger report`: totals per merchant, and per platform account."""
+    async with db.read(snapshot=True) as session:
+        return await repository.merchant_totals(session), await repository.platform_totals(session)
+
+
+async def _wallet(
+    session: AnySession, business_pk: int, wallet_id: str
+) -> tuple[Wallet, LedgerAccount]:
+    found = await repository.wallet_with_account(session, business_pk, wallet_id)
+    if found is None:
+        raise NotFound("No wallet matches the given query.")
+    return found
+
+
+async def invoice_postings(
+    db: Database, invoice_pk: int
+) -> list[tuple[LedgerEntry, LedgerPosting, LedgerAccount]]:
+    """The books of one invoice (the dashboard's payment timeline): entries and their lines."""
+    async with db.read() as session:
+        return await repository.postings_of_invoice(session, invoice_pk)

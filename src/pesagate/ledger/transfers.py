@@ -1,6 +1,5 @@
 """Intra-business wallet transfers: atomic, never below zero available balance."""
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -8,8 +7,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pesagate.errors import ValidationFailed
 from pesagate.kit.ids import session_id
 from pesagate.kit.money import format_minor
-from pesagate.ledger.service import Line, post_entry, wallet_account
-from pesagate.models import EntryKind, LedgerPosting, LineStatus, TransType, Wallet
+from pesagate.ledger.postings import Line, post_entry, wallet_account
+from pesagate.models import (
+    EntryKind,
+    LedgerAccount,
+    LedgerPosting,
+    LineStatus,
+    TransType,
+    Wallet,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,12 +26,8 @@ class Transfer:
     narrative: str
     source_line: LedgerPosting
     destination_line: LedgerPosting
-
-
-# Called inside the transfer's transaction, after it is posted: the webhooks issue registers
-# here to write its `wallet_transfer_event` outbox rows atomically with the transfer.
-TransferHook = Callable[[AsyncSession, Transfer], Awaitable[None]]
-transfer_hooks: list[TransferHook] = []
+    source_account: LedgerAccount
+    destination_account: LedgerAccount
 
 
 async def transfer(
@@ -39,8 +41,8 @@ async def transfer(
     first, second = sorted((source.id, destination.id))
     locked = {pk: await wallet_account(session, pk, lock=True) for pk in (first, second)}
     source_account, destination_account = locked[source.id], locked[destination.id]
-    if source_account.available_minor < amount_minor:
-        available = format_minor(source_account.available_minor)
+    if source_account.spendable_minor < amount_minor:
+        available = format_minor(source_account.spendable_minor)
         raise ValidationFailed.field(
             "amount", f"Insufficient available balance: {available} {source.currency}."
         )
@@ -62,7 +64,13 @@ async def transfer(
     )
     assert posted is not None  # a fresh key
     source_line, destination_line = posted[1]
-    result = Transfer(source, destination, amount_minor, narrative, source_line, destination_line)
-    for hook in transfer_hooks:
-        await hook(session, result)
-    return result
+    return Transfer(
+        source,
+        destination,
+        amount_minor,
+        narrative,
+        source_line,
+        destination_line,
+        source_account,
+        destination_account,
+    )

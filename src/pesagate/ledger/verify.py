@@ -3,25 +3,28 @@
 Checks: every entry balances and has postings; every wallet account's balance and available
 balance equal the sums of its postings, and its running balances add up line by line; every
 COMPLETE invoice was credited exactly once with its value, charges and net to its wallet;
-nothing else was credited.
+nothing else was credited. Holds and refunds: every wallet's held amount is the sum of its HELD
+holds and never more than its available balance; a refund on its way (PENDING, PROCESSING,
+DISPUTED) holds exactly its wallet debit, a CANCELLED one released it, a COMPLETED one captured
+it into exactly one REFUND entry that took exactly its wallet debit; no REFUND entry without
+its refund; no invoice refunded beyond its value, nor otherwise than its refunds say.
 """
 
-from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate.kit.money import format_minor
-from pesagate.ledger.service import collection_key
-from pesagate.models import (
-    AccountKind,
-    EntryKind,
-    Invoice,
-    InvoiceState,
-    LedgerAccount,
-    LedgerEntry,
-    LedgerPosting,
-    LineStatus,
-    TransType,
-)
+from pesagate.ledger import repository
+from pesagate.ledger.postings import collection_key
+from pesagate.models import HoldStatus, InvoiceState, RefundStatus
+
+# What a refund's hold must be, by the refund's status.
+HOLD_OF = {
+    RefundStatus.PENDING: HoldStatus.HELD,
+    RefundStatus.PROCESSING: HoldStatus.HELD,
+    RefundStatus.DISPUTED: HoldStatus.HELD,
+    RefundStatus.CANCELLED: HoldStatus.RELEASED,
+    RefundStatus.COMPLETED: HoldStatus.CAPTURED,
+}
 
 
 async def verify(session: AsyncSession) -> list[str]:
@@ -30,21 +33,65 @@ async def verify(session: AsyncSession) -> list[str]:
     findings += await _wallet_balances(session)
     findings += await _running_balances(session)
     findings += await _collections(session)
+    findings += await _holds(session)
+    findings += await _refunds(session)
+    findings += await _refunded_invoices(session)
+    return findings
+
+
+async def _holds(session: AsyncSession) -> list[str]:
+    findings = []
+    for code, held, held_holds, available in await repository.held_sums(session):
+        if held != held_holds:
+            holds = format_minor(held_holds)
+            findings.append(f"{code}: held {format_minor(held)} but HELD holds sum to {holds}")
+        if held > available:
+            findings.append(
+                f"{code}: held {format_minor(held)} exceeds available {format_minor(available)}"
+            )
+    return findings
+
+
+async def _refunds(session: AsyncSession) -> list[str]:
+    findings = []
+    keys = set(await repository.refund_entry_keys(session))
+    for row in await repository.refunds_with_books(session):
+        chargeback, pk, status, debit, hold_status, hold_amount, entries, net = row
+        keys.discard(f"refund:{pk}")
+        if hold_status != HOLD_OF[status] or hold_amount != debit:
+            findings.append(
+                f"refund {chargeback} is {status} but its hold is {hold_status}"
+                f" {format_minor(hold_amount or 0)} (wallet debit {format_minor(debit)})"
+            )
+        posted = entries or 0
+        if status == RefundStatus.COMPLETED and (posted != 1 or net != -debit):
+            findings.append(
+                f"refund {chargeback} is COMPLETED with {posted} REFUND entries taking"
+                f" {format_minor(-(net or 0))} from the wallet; expected one taking"
+                f" {format_minor(debit)}"
+            )
+        elif status != RefundStatus.COMPLETED and posted:
+            findings.append(f"refund {chargeback} is {status} but has a REFUND entry")
+    findings += [f"REFUND entry {key} belongs to no refund" for key in sorted(keys)]
+    return findings
+
+
+async def _refunded_invoices(session: AsyncSession) -> list[str]:
+    findings = []
+    for invoice_id, value, refunded, refunds in await repository.refunded_by_invoice(session):
+        if refunded != refunds:
+            findings.append(
+                f"invoice {invoice_id} shows {format_minor(refunded)} refunded, its refunds"
+                f" {format_minor(refunds)}"
+            )
+        if refunded > value:
+            findings.append(f"invoice {invoice_id} is refunded beyond its value")
     return findings
 
 
 async def _unbalanced_entries(session: AsyncSession) -> list[str]:
-    sums = (
-        select(
-            LedgerEntry.key,
-            func.coalesce(func.sum(LedgerPosting.amount_minor), 0),
-            func.count(LedgerPosting.id),
-        )
-        .outerjoin(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
-        .group_by(LedgerEntry.id, LedgerEntry.key)
-    )
     findings = []
-    for key, total, count in await session.execute(sums):
+    for key, total, count in await repository.entry_sums(session):
         if count == 0:
             findings.append(f"entry {key} has no postings")
         elif total != 0:
@@ -55,23 +102,9 @@ async def _unbalanced_entries(session: AsyncSession) -> list[str]:
 
 
 async def _wallet_balances(session: AsyncSession) -> list[str]:
-    available = case(
-        (LedgerPosting.status == LineStatus.AVAILABLE, LedgerPosting.amount_minor), else_=0
-    )
-    totals = (
-        select(
-            LedgerAccount.code,
-            LedgerAccount.balance_minor,
-            LedgerAccount.available_minor,
-            func.coalesce(func.sum(LedgerPosting.amount_minor), 0),
-            func.coalesce(func.sum(available), 0),
-        )
-        .outerjoin(LedgerPosting, LedgerPosting.account_id == LedgerAccount.id)
-        .where(LedgerAccount.kind == AccountKind.WALLET)
-        .group_by(LedgerAccount.id)
-    )
     findings = []
-    for code, balance, available_balance, posted, posted_available in await session.execute(totals):
+    rows = await repository.wallet_account_sums(session)
+    for code, balance, available_balance, posted, posted_available in rows:
         if balance != posted:
             findings.append(
                 f"{code}: balance {format_minor(balance)}, postings sum to {format_minor(posted)}"
@@ -89,68 +122,13 @@ async def _wallet_balances(session: AsyncSession) -> list[str]:
 
 
 async def _running_balances(session: AsyncSession) -> list[str]:
-    cumulative = (
-        func.sum(LedgerPosting.amount_minor)
-        .over(partition_by=LedgerPosting.account_id, order_by=LedgerPosting.id)
-        .label("cumulative")
-    )
-    lines = (
-        select(LedgerPosting.transaction_id, LedgerPosting.running_balance_minor, cumulative)
-        .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
-        .where(LedgerAccount.kind == AccountKind.WALLET)
-        .subquery()
-    )
-    wrong = select(lines).where(
-        (lines.c.running_balance_minor.is_(None))
-        | (lines.c.running_balance_minor != lines.c.cumulative)
-    )
     return [
         f"line {transaction_id}: running balance {running} but the lines before it sum to {total}"
-        for transaction_id, running, total in await session.execute(wrong)
+        for transaction_id, running, total in await repository.wrong_running_balances(session)
     ]
 
 
 async def _collections(session: AsyncSession) -> list[str]:
-    wallet_lines = (
-        select(
-            LedgerEntry.invoice_id,
-            func.count(func.distinct(LedgerEntry.id)).label("entries"),
-            func.sum(
-                case(
-                    (LedgerPosting.trans_type == TransType.SALE, LedgerPosting.amount_minor),
-                    else_=0,
-                )
-            ).label("sale"),
-            func.sum(
-                case(
-                    (LedgerPosting.trans_type == TransType.CHARGE, LedgerPosting.amount_minor),
-                    else_=0,
-                )
-            ).label("charge"),
-            func.min(LedgerAccount.wallet_id).label("wallet_pk"),
-        )
-        .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
-        .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
-        .where(LedgerEntry.kind == EntryKind.COLLECTION, LedgerAccount.kind == AccountKind.WALLET)
-        .group_by(LedgerEntry.invoice_id)
-        .subquery()
-    )
-    rows = await session.execute(
-        select(
-            Invoice.invoice_id,
-            Invoice.id,
-            Invoice.state,
-            Invoice.value_minor,
-            Invoice.charges_minor,
-            Invoice.wallet_id,
-            wallet_lines.c.entries,
-            wallet_lines.c.sale,
-            wallet_lines.c.charge,
-            wallet_lines.c.wallet_pk,
-        )
-        .outerjoin(wallet_lines, wallet_lines.c.invoice_id == Invoice.id)
-        .where((Invoice.state == InvoiceState.COMPLETE) | (wallet_lines.c.entries.is_not(None)))
-    )
     findings = []
     for (
         invoice_id,
@@ -163,7 +141,7 @@ async def _collections(session: AsyncSession) -> list[str]:
         sale,
         charge,
         credited_pk,
-    ) in rows:
+    ) in await repository.collections_by_invoice(session):
         if state != InvoiceState.COMPLETE:
             findings.append(f"invoice {invoice_id} is {state} but was credited")
         elif entries is None:

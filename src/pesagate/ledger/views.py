@@ -1,14 +1,16 @@
-"""JSON shapes of SPEC section 4: Wallet and wallet transaction (a statement line)."""
+"""JSON shapes of SPEC section 4: Wallet, wallet transaction (a statement line), transfer."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from pesagate.kit.clock import rfc3339_ms
 from pesagate.kit.money import format_minor
-from pesagate.models import Invoice, LedgerAccount, LedgerPosting, Wallet
-from pesagate.payments.views import invoice_json
+from pesagate.ledger import responses
+from pesagate.ledger.transfers import Transfer
+from pesagate.models import LedgerAccount, LedgerPosting, Wallet
 
 
-def wallet_json(wallet: Wallet, account: LedgerAccount) -> dict[str, Any]:
+def wallet_json(wallet: Wallet, account: LedgerAccount) -> responses.Wallet:
     return {
         "wallet_id": wallet.wallet_id,
         "label": wallet.label,
@@ -16,19 +18,20 @@ def wallet_json(wallet: Wallet, account: LedgerAccount) -> dict[str, Any]:
         "wallet_type": wallet.wallet_type,
         "can_disburse": wallet.can_disburse,
         "current_balance": format_minor(account.balance_minor),
-        "available_balance": format_minor(account.available_minor),
+        "available_balance": format_minor(account.spendable_minor),
         "created_at": rfc3339_ms(wallet.created_at),
         "updated_at": rfc3339_ms(max(wallet.updated_at, account.updated_at)),
     }
 
 
 def transaction_json(
-    posting: LedgerPosting, wallet: Wallet, invoice: Invoice | None
-) -> dict[str, Any]:
+    posting: LedgerPosting, wallet: Wallet, invoice: Mapping[str, Any] | None
+) -> responses.WalletTransaction:
+    """`invoice`: the line's invoice as payments renders it, embedded by the wire contract."""
     return {
         "transaction_id": posting.transaction_id,
         "wallet_id": wallet.wallet_id,
-        "invoice": invoice_json(invoice) if invoice is not None else None,
+        "invoice": invoice,
         "currency": wallet.currency,
         "value": format_minor(posting.amount_minor),
         "running_balance": format_minor(posting.running_balance_minor or 0),
@@ -38,3 +41,24 @@ def transaction_json(
         "created_at": rfc3339_ms(posting.created_at),
         "updated_at": rfc3339_ms(posting.updated_at),
     }
+
+
+def transfer_json(moved: Transfer) -> responses.IntraTransferDone:
+    """The intra_transfer answer: both sides of the transfer, its amount and narrative."""
+    return {
+        "from_data": {
+            "wallet": wallet_json(moved.source, moved.source_account),
+            "transaction": transaction_json(moved.source_line, moved.source, None),
+        },
+        "to_data": {
+            "wallet": wallet_json(moved.destination, moved.destination_account),
+            "transaction": transaction_json(moved.destination_line, moved.destination, None),
+        },
+        "amount": format_minor(moved.amount_minor),
+        "narrative": moved.narrative,
+    }
+
+
+def transfer_event_json(moved: Transfer) -> dict[str, Any]:
+    """The `wallet_transfer_event` resource: the answer without the narrative."""
+    return {key: value for key, value in transfer_json(moved).items() if key != "narrative"}

@@ -1,17 +1,19 @@
 """`pesagate merchant …` and `pesagate keys …`."""
 
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-import orjson
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
-from pesagate.commands import console, err_console, load_settings, prepare_schema, run
-from pesagate.db import Database
+from pesagate.commands import console, err_console, load_settings, with_database
 from pesagate.errors import NotFound
-from pesagate.kit.money import CENTS_PER_UNIT, format_minor, ppm_to_rate, rate_to_ppm
+from pesagate.kit.money import (
+    AmountError,
+    format_minor,
+    parse_amount_to_minor,
+    ppm_to_rate,
+    rate_to_ppm,
+)
 from pesagate.merchants import service
 from pesagate.models import Business, Environment, Tariff
 
@@ -29,60 +31,11 @@ merchant_app = typer.Typer(help="Merchant accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 
 
-@merchant_app.command("create")
-def create(
-    name: str,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    short_name: Annotated[
-        str | None, typer.Option(help="What the customer's prompt shows (13 characters).")
-    ] = None,
-) -> None:
-    """Create a merchant with its keys and KES settlement wallet. The secret key is shown once."""
-    settings = load_settings()
-
-    async def go() -> service.NewMerchant:
-        await prepare_schema(settings)
-        db = Database(settings.database_url)
-        try:
-            async with db.transaction() as session:
-                return await service.create_merchant(
-                    session, name, Environment(settings.env), short_name
-                )
-        finally:
-            await db.dispose()
-
-    created = run(go())
-    result = {
-        "business_id": created.business.business_id,
-        "name": created.business.name,
-        "public_key": created.keys.public_key,
-        "secret_key": created.keys.secret_key,
-        "wallet_id": created.settlement_wallet.wallet_id,
-    }
-    if as_json:
-        typer.echo(orjson.dumps(result).decode())
-        return
-    for key, value in result.items():
-        console.print(f"[bold]{key}[/]: {value}")
-    console.print("[yellow]Store the secret key now: it is not shown again.[/]")
-
-
 @merchant_app.command("list")
 def list_merchants() -> None:
     """List merchants and their payment settings."""
-    settings = load_settings()
-
-    async def go() -> list[Business]:
-        await prepare_schema(settings)
-        db = Database(settings.database_url)
-        try:
-            async with db.read() as session:
-                return list((await session.scalars(select(Business).order_by(Business.id))).all())
-        finally:
-            await db.dispose()
-
     table = _settings_table()
-    for business in run(go()):
+    for business in with_database(service.list_merchants):
         table.add_row(*_settings_row(business))
     console.print(table)
 
@@ -139,20 +92,8 @@ def settings_command(
     except ValueError as exc:
         err_console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
-
-    async def go() -> Business:
-        await prepare_schema(settings)
-        db = Database(settings.database_url)
-        try:
-            async with db.transaction() as session:
-                business = await service.find_business(session, merchant)
-                service.apply_settings(business, change)
-                return business
-        finally:
-            await db.dispose()
-
     try:
-        business = run(go())
+        business = with_database(lambda db: service.change_settings(db, merchant, change), settings)
     except (NotFound, ValueError) as exc:
         err_console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
@@ -165,36 +106,24 @@ def _kes_to_minor(raw: str | None) -> int | None:
     if raw is None:
         return None
     try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ValueError(f"not a valid KES amount: {raw}") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"not a valid KES amount: {raw}")
-    return int(value * CENTS_PER_UNIT)
+        return parse_amount_to_minor(raw, allow_zero=True)
+    except AmountError as exc:
+        raise ValueError(f"not a valid KES amount: {raw} ({exc})") from None
 
 
 @keys_app.command("rotate")
 def rotate(merchant: Annotated[str, typer.Argument(help="business_id or exact name")]) -> None:
     """Revoke the merchant's keys for this environment and issue a new pair."""
     settings = load_settings()
-
-    async def go() -> tuple[str, str]:
-        await prepare_schema(settings)
-        db = Database(settings.database_url)
-        try:
-            async with db.transaction() as session:
-                business = await service.find_business(session, merchant)
-                pair = await service.rotate_keys(session, business, Environment(settings.env))
-                return pair.public_key, pair.secret_key
-        finally:
-            await db.dispose()
-
+    environment = Environment(settings.env)
     try:
-        public_key, secret_key = run(go())
+        pair = with_database(
+            lambda db: service.rotate_merchant_keys(db, merchant, environment), settings
+        )
     except NotFound as exc:
         err_console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
-    console.print(f"[bold]public_key[/]: {public_key}\n[bold]secret_key[/]: {secret_key}")
+    console.print(f"[bold]public_key[/]: {pair.public_key}\n[bold]secret_key[/]: {pair.secret_key}")
     console.print(
         "[yellow]The old keys are revoked (every node stops accepting them within 10 s).[/]"
     )

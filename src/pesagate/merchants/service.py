@@ -1,26 +1,29 @@
-"""Merchant accounts: creation (with keys and a settlement wallet), settings, key rotation."""
+"""Merchant accounts: creation with their keys, payment settings, key rotation.
+
+A new merchant also gets a settlement wallet: the ledger opens it, in the composition root's
+`create_merchant` (`pesagate.services`)."""
 
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pesagate.db import AnySession, Database
 from pesagate.errors import NotFound
 from pesagate.kit import ids
-from pesagate.kit.clock import utc_now
-from pesagate.ledger.service import open_wallet_account
+from pesagate.kit.text import check_plain_text
+from pesagate.merchants import repository
+from pesagate.merchants.fees import settings_error
 from pesagate.merchants.keys import KeyPair, display_prefix, new_key_pair, secret_lookup
-from pesagate.models import ApiKey, Business, Environment, KeyKind, Tariff, Wallet, WalletType
+from pesagate.models import ApiKey, Business, Environment, KeyKind, Tariff
 
 SHORT_NAME_MAX = 13  # Daraja's TransactionDesc limit
 
 
 @dataclass(frozen=True, slots=True)
-class NewMerchant:
+class NewBusiness:
     business: Business
     keys: KeyPair
-    settlement_wallet: Wallet
 
 
 def short_name_for(name: str) -> str:
@@ -29,28 +32,17 @@ def short_name_for(name: str) -> str:
     return re.sub(r"\s+", " ", plain)[:SHORT_NAME_MAX].strip()
 
 
-async def create_merchant(
+async def create_business(
     session: AsyncSession, name: str, environment: Environment, short_name: str | None = None
-) -> NewMerchant:
+) -> NewBusiness:
     business = Business(
         business_id=ids.business_id(),
-        name=name.strip(),
+        name=check_plain_text(name.strip()),
         short_name=short_name_for(short_name or name),
     )
     session.add(business)
     await session.flush()
-    wallet = Wallet(
-        wallet_id=ids.wallet_id(),
-        business_id=business.id,
-        currency="KES",
-        wallet_type=WalletType.SETTLEMENT,
-        label="SETTLEMENT",
-    )
-    session.add(wallet)
-    await session.flush()
-    await open_wallet_account(session, wallet)
-    keys = await issue_keys(session, business, environment)
-    return NewMerchant(business=business, keys=keys, settlement_wallet=wallet)
+    return NewBusiness(business, await issue_keys(session, business, environment))
 
 
 async def issue_keys(
@@ -83,23 +75,21 @@ async def rotate_keys(
     session: AsyncSession, business: Business, environment: Environment
 ) -> KeyPair:
     """Revoke every live key of the environment and issue a new pair."""
-    await session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.business_id == business.id,
-            ApiKey.environment == environment,
-            ApiKey.revoked_at.is_(None),
-        )
-        .values(revoked_at=utc_now())
-    )
+    await repository.revoke_keys(session, business.id, environment)
     return await issue_keys(session, business, environment)
+
+
+async def business(session: AsyncSession, business_pk: int) -> Business:
+    """The caller's business (its pk comes from an authenticated key)."""
+    found = await repository.business(session, business_pk)
+    if found is None:
+        raise NotFound("Business not found.")
+    return found
 
 
 async def find_business(session: AsyncSession, reference: str) -> Business:
     """A business by its business_id, or by its exact name."""
-    found = await session.scalar(
-        select(Business).where((Business.business_id == reference) | (Business.name == reference))
-    )
+    found = await repository.business_by_reference(session, reference)
     if found is None:
         raise NotFound(f"No merchant {reference!r}.")
     return found
@@ -126,17 +116,59 @@ def apply_settings(business: Business, change: PaymentSettingsUpdate) -> None:
         value = getattr(change, field)
         if value is not None:
             setattr(business, field, value)
-    if business.min_amount_minor > business.max_amount_minor:
-        raise ValueError("min amount must not exceed max amount")
+    if message := settings_error(business):
+        raise ValueError(message)
 
 
-DEMO_MERCHANT_NAME = "Demo Shop"
+async def every_business(session: AnySession) -> list[Business]:
+    return await repository.all_businesses(session)
 
 
-async def create_demo_merchant_if_empty(
-    session: AsyncSession, environment: Environment
-) -> NewMerchant | None:
-    """On a fresh sandbox database, a merchant to try the gateway with at once."""
-    if await session.scalar(select(Business.id).limit(1)) is not None:
-        return None
-    return await create_merchant(session, DEMO_MERCHANT_NAME, environment)
+async def list_merchants(db: Database) -> list[Business]:
+    async with db.read() as session:
+        return await repository.all_businesses(session)
+
+
+async def change_settings(db: Database, merchant: str, change: PaymentSettingsUpdate) -> Business:
+    """`pesagate merchant settings`: NotFound, or ValueError for settings that cannot be kept."""
+    async with db.transaction() as session:
+        business = await find_business(session, merchant)
+        apply_settings(business, change)
+        return business
+
+
+async def rotate_merchant_keys(db: Database, merchant: str, environment: Environment) -> KeyPair:
+    async with db.transaction() as session:
+        business = await find_business(session, merchant)
+        return await rotate_keys(session, business, environment)
+
+
+async def api_key(db: Database, lookup: str) -> ApiKey | None:
+    """The key stored under this lookup (revoked or not): authentication decides."""
+    async with db.read() as session:
+        return await repository.key_by_lookup(session, lookup)
+
+
+async def has_merchants(session: AsyncSession) -> bool:
+    return await repository.any_business(session)
+
+
+async def live_keys(db: Database, business_pk: int) -> list[ApiKey]:
+    """The business's keys in use (the secret ones by their prefix only)."""
+    async with db.read() as session:
+        return await repository.live_keys(session, business_pk)
+
+
+async def rotate_business_keys(db: Database, business_pk: int, environment: Environment) -> KeyPair:
+    """The dashboard's rotation: every live key of the environment revoked, a new pair."""
+    async with db.transaction() as session:
+        return await rotate_keys(session, await business(session, business_pk), environment)
+
+
+async def business_by_pk(db: Database, business_pk: int) -> Business:
+    """The business, for display (the dashboard's Settings)."""
+    async with db.read() as session:
+        found = await repository.business(session, business_pk)
+    if found is None:
+        raise NotFound("Business not found.")
+    return found

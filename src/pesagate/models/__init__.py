@@ -1,13 +1,17 @@
 """All tables. Importing this package registers every model on `Base.metadata`."""
 
+from pesagate.models.accounts import DashboardSession, Membership, Role, User
 from pesagate.models.base import Base
+from pesagate.models.checkout import CheckoutSession, PaymentLink
 from pesagate.models.idempotency import IdempotencyKey, KeyState
 from pesagate.models.jobs import Job
 from pesagate.models.ledger import (
     AccountKind,
     EntryKind,
+    HoldStatus,
     LedgerAccount,
     LedgerEntry,
+    LedgerHold,
     LedgerPosting,
     LineStatus,
     TransType,
@@ -21,7 +25,16 @@ from pesagate.models.merchants import (
     Wallet,
     WalletType,
 )
-from pesagate.models.payments import CallbackOutcome, Customer, Invoice, InvoiceState, MpesaCallback
+from pesagate.models.payments import (
+    CallbackOutcome,
+    Customer,
+    Invoice,
+    InvoiceState,
+    MpesaCallback,
+    MpesaQuery,
+    QueryKind,
+)
+from pesagate.models.refunds import Refund, RefundStatus, ResultKind, ResultOutcome, ReversalResult
 from pesagate.models.webhooks import (
     EventStatus,
     Topic,
@@ -36,10 +49,13 @@ __all__ = [
     "Base",
     "Business",
     "CallbackOutcome",
+    "CheckoutSession",
     "Customer",
+    "DashboardSession",
     "EntryKind",
     "Environment",
     "EventStatus",
+    "HoldStatus",
     "IdempotencyKey",
     "Invoice",
     "InvoiceState",
@@ -48,12 +64,24 @@ __all__ = [
     "KeyState",
     "LedgerAccount",
     "LedgerEntry",
+    "LedgerHold",
     "LedgerPosting",
     "LineStatus",
+    "Membership",
     "MpesaCallback",
+    "MpesaQuery",
+    "PaymentLink",
+    "QueryKind",
+    "Refund",
+    "RefundStatus",
+    "ResultKind",
+    "ResultOutcome",
+    "ReversalResult",
+    "Role",
     "Tariff",
     "Topic",
     "TransType",
+    "User",
     "Wallet",
     "WalletType",
     "WebhookAttempt",

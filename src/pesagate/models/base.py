@@ -1,9 +1,10 @@
 """Declarative base with one naming convention, so migrations name constraints predictably."""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData
+from sqlalchemy import BigInteger, DateTime, Enum, Integer, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -20,6 +21,22 @@ NAMING_CONVENTION = {
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only "INTEGER PRIMARY KEY" auto-increments.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def enum_column(enum: type[StrEnum], length: int) -> Enum:
+    """A `VARCHAR(length)` holding the members' values, loaded as members. No CHECK
+    constraint and no native enum type: adding a member never needs a migration."""
+    return Enum(
+        enum,
+        native_enum=False,
+        length=length,
+        create_constraint=False,
+        values_callable=_values,
+    )
+
+
+def _values(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

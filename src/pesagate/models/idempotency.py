@@ -3,11 +3,11 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pesagate.kit.clock import utc_now
-from pesagate.models.base import Base, BigIntId
+from pesagate.models.base import Base, BigIntId, enum_column
 
 
 class KeyState(StrEnum):
@@ -27,9 +27,15 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64), doc="sha256 of method, path and body")
     owner: Mapped[str] = mapped_column(String(32), doc="which request holds the key")
-    state: Mapped[KeyState] = mapped_column(String(12))
+    state: Mapped[KeyState] = mapped_column(enum_column(KeyState, 12))
     response_status: Mapped[int | None] = mapped_column(Integer, default=None)
     response_body: Mapped[str | None] = mapped_column(Text, default=None)
+    resource_pk: Mapped[int | None] = mapped_column(
+        BigInteger,
+        default=None,
+        doc="what the request created, bound in that row's own transaction (a push: the "
+        "invoice); a retry after a crash answers from it and never runs the request again",
+    )
     locked_until: Mapped[datetime] = mapped_column(doc="an in-flight holder older is presumed dead")
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)

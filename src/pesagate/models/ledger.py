@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pesagate.kit.clock import utc_now
-from pesagate.models.base import Base, BigIntId
+from pesagate.models.base import Base, BigIntId, enum_column
 
 
 class AccountKind(StrEnum):
@@ -28,6 +28,7 @@ class AccountKind(StrEnum):
 class EntryKind(StrEnum):
     COLLECTION = "COLLECTION"  # a COMPLETE invoice: exactly one per invoice
     TRANSFER = "TRANSFER"  # an intra-business wallet transfer
+    REFUND = "REFUND"  # a completed refund (an M-Pesa reversal): exactly one per refund
     ADJUSTMENT = "ADJUSTMENT"  # a correction
 
 
@@ -39,6 +40,7 @@ class TransType(StrEnum):
     PAYOUT = "PAYOUT"  # money leaving a wallet (the source side of a transfer)
     DEPOSIT = "DEPOSIT"  # money arriving other than by sale (the destination of a transfer)
     ADJUSTMENT = "ADJUSTMENT"
+    REFUND = "REFUND"  # a payment given back to the customer (the collection undone)
 
 
 class LineStatus(StrEnum):
@@ -51,7 +53,7 @@ class LedgerAccount(Base):
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True, doc="wallet:<pk> or platform:…")
-    kind: Mapped[AccountKind] = mapped_column(String(16))
+    kind: Mapped[AccountKind] = mapped_column(enum_column(AccountKind, 16))
     currency: Mapped[str] = mapped_column(String(3))
     wallet_id: Mapped[int | None] = mapped_column(
         ForeignKey("wallets.id", ondelete="RESTRICT"), unique=True, default=None
@@ -62,6 +64,37 @@ class LedgerAccount(Base):
     # payments on two rows. `pesagate ledger verify` recomputes both from postings.
     balance_minor: Mapped[int] = mapped_column(BigInteger, default=0, doc="cents, CLEARING too")
     available_minor: Mapped[int] = mapped_column(BigInteger, default=0, doc="cents, AVAILABLE only")
+    # Held for refunds on their way out: counted in the balance until they complete, but no
+    # longer available to move (`spendable_minor`). The sum of the account's HELD holds.
+    held_minor: Mapped[int] = mapped_column(BigInteger, default=0, doc="cents, HELD holds")
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+    @property
+    def spendable_minor(self) -> int:
+        """What may leave the wallet now: available, less what is held."""
+        return self.available_minor - self.held_minor
+
+
+class HoldStatus(StrEnum):
+    HELD = "HELD"  # the amount is not available to move
+    RELEASED = "RELEASED"  # given back to the available balance (the refund failed)
+    CAPTURED = "CAPTURED"  # turned into an entry (the refund completed)
+
+
+class LedgerHold(Base):
+    """An amount set aside on a wallet account for money about to leave it. Holds change only
+    HELD -> RELEASED or HELD -> CAPTURED, under the account's row lock."""
+
+    __tablename__ = "ledger_holds"
+    __table_args__ = (Index("ix_ledger_holds_account", "account_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(96), unique=True, doc="one hold per key (refund:<pk>)")
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[HoldStatus] = mapped_column(enum_column(HoldStatus, 12))
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
 
@@ -71,7 +104,7 @@ class LedgerEntry(Base):
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     key: Mapped[str] = mapped_column(String(96), unique=True, doc="idempotency: one entry per key")
-    kind: Mapped[EntryKind] = mapped_column(String(16))
+    kind: Mapped[EntryKind] = mapped_column(enum_column(EntryKind, 16))
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), default=None)
     narrative: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
@@ -89,8 +122,8 @@ class LedgerPosting(Base):
     entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
     amount_minor: Mapped[int] = mapped_column(BigInteger, doc="signed cents")
-    trans_type: Mapped[TransType] = mapped_column(String(16))
-    status: Mapped[LineStatus] = mapped_column(String(12))
+    trans_type: Mapped[TransType] = mapped_column(enum_column(TransType, 16))
+    status: Mapped[LineStatus] = mapped_column(enum_column(LineStatus, 12))
     running_balance_minor: Mapped[int | None] = mapped_column(
         BigInteger, default=None, doc="the wallet's balance after this line (wallets only)"
     )

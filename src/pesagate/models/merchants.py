@@ -6,7 +6,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from pesagate.models.base import Base, BigIntId, Timestamps
+from pesagate.models.base import Base, BigIntId, Timestamps, enum_column
 
 
 class Tariff(StrEnum):
@@ -31,6 +31,8 @@ class WalletType(StrEnum):
     WORKING = "WORKING"  # made by the merchant
 
 
+# Relationships never load on access (`lazy="raise"`): under asyncio a lazy load is an error
+# anyway, and every query says what it joins.
 class Business(Timestamps, Base):
     __tablename__ = "businesses"
 
@@ -39,7 +41,7 @@ class Business(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(120))
     short_name: Mapped[str] = mapped_column(String(13), doc="TransactionDesc on the prompt")
     # Payment settings (SPEC section 2).
-    default_tariff: Mapped[Tariff | None] = mapped_column(String(16), default=None)
+    default_tariff: Mapped[Tariff | None] = mapped_column(enum_column(Tariff, 16), default=None)
     fee_rate_ppm: Mapped[int] = mapped_column(Integer, default=22_000, doc="0.022 = 22,000")
     fee_min_minor: Mapped[int] = mapped_column(BigInteger, default=0, doc="cents")
     min_amount_minor: Mapped[int] = mapped_column(BigInteger, default=1_000, doc="cents")
@@ -48,8 +50,8 @@ class Business(Timestamps, Base):
         Integer, default=0, doc="collections stay CLEARING this long before they are AVAILABLE"
     )
 
-    keys: Mapped[list["ApiKey"]] = relationship(back_populates="business")
-    wallets: Mapped[list["Wallet"]] = relationship(back_populates="business")
+    keys: Mapped[list["ApiKey"]] = relationship(back_populates="business", lazy="raise")
+    wallets: Mapped[list["Wallet"]] = relationship(back_populates="business", lazy="raise")
 
 
 class ApiKey(Timestamps, Base):
@@ -61,13 +63,13 @@ class ApiKey(Timestamps, Base):
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
-    environment: Mapped[Environment] = mapped_column(String(8))
-    kind: Mapped[KeyKind] = mapped_column(String(8))
+    environment: Mapped[Environment] = mapped_column(enum_column(Environment, 8))
+    kind: Mapped[KeyKind] = mapped_column(enum_column(KeyKind, 8))
     lookup: Mapped[str] = mapped_column(String(128), unique=True, doc="public key, or sha256")
     display_prefix: Mapped[str] = mapped_column(String(32))
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
-    business: Mapped[Business] = relationship(back_populates="keys")
+    business: Mapped[Business] = relationship(back_populates="keys", lazy="raise")
 
 
 class Wallet(Timestamps, Base):
@@ -78,8 +80,8 @@ class Wallet(Timestamps, Base):
     wallet_id: Mapped[str] = mapped_column(String(7), unique=True)
     business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
     currency: Mapped[str] = mapped_column(String(3))
-    wallet_type: Mapped[WalletType] = mapped_column(String(16))
+    wallet_type: Mapped[WalletType] = mapped_column(enum_column(WalletType, 16))
     label: Mapped[str] = mapped_column(String(40))
     can_disburse: Mapped[bool] = mapped_column(default=False)
 
-    business: Mapped[Business] = relationship(back_populates="wallets")
+    business: Mapped[Business] = relationship(back_populates="wallets", lazy="raise")

@@ -7,8 +7,9 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uni
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pesagate.kit.clock import utc_now
-from pesagate.models.base import Base, BigIntId, Timestamps
-from pesagate.models.merchants import Business, Tariff, Wallet
+from pesagate.models.base import Base, BigIntId, Timestamps, enum_column
+from pesagate.models.ledger import LineStatus
+from pesagate.models.merchants import Business, Environment, Tariff, Wallet
 
 
 class InvoiceState(StrEnum):
@@ -27,6 +28,7 @@ class CallbackOutcome(StrEnum):
     UNPARSEABLE = "UNPARSEABLE"  # not a Daraja callback body
     FORBIDDEN_SOURCE = "FORBIDDEN_SOURCE"  # from outside PESAGATE_CALLBACK_ALLOWED_IPS
     AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION"  # a success to confirm by STK query first
+    ERROR = "ERROR"  # applying it failed; stored with the error, left for reconciliation
 
 
 class Customer(Timestamps, Base):
@@ -62,8 +64,10 @@ class Invoice(Timestamps, Base):
     business_id: Mapped[int] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     wallet_id: Mapped[int] = mapped_column(ForeignKey("wallets.id"))
-    environment: Mapped[str] = mapped_column(String(8))
-    state: Mapped[InvoiceState] = mapped_column(String(12), default=InvoiceState.PENDING)
+    environment: Mapped[Environment] = mapped_column(enum_column(Environment, 8))
+    state: Mapped[InvoiceState] = mapped_column(
+        enum_column(InvoiceState, 12), default=InvoiceState.PENDING
+    )
     provider: Mapped[str] = mapped_column(String(16), default="M-PESA")
     currency: Mapped[str] = mapped_column(String(3), default="KES")
     amount_minor: Mapped[int] = mapped_column(BigInteger, doc="requested, whole shillings in cents")
@@ -72,10 +76,15 @@ class Invoice(Timestamps, Base):
     )
     charges_minor: Mapped[int] = mapped_column(BigInteger, doc="the gateway's fee")
     net_amount_minor: Mapped[int] = mapped_column(BigInteger, doc="what the merchant receives")
-    mobile_tarrif: Mapped[Tariff] = mapped_column(String(16))
+    refunded_minor: Mapped[int] = mapped_column(
+        BigInteger, default=0, doc="of value_minor, given back or being given back (refunds)"
+    )
+    mobile_tarrif: Mapped[Tariff] = mapped_column(enum_column(Tariff, 16))
     account: Mapped[str] = mapped_column(String(12), doc="the paying phone")
     api_ref: Mapped[str] = mapped_column(String(140))
-    clearing_status: Mapped[str | None] = mapped_column(String(12), default=None)
+    clearing_status: Mapped[LineStatus | None] = mapped_column(
+        enum_column(LineStatus, 12), default=None
+    )
     mpesa_reference: Mapped[str | None] = mapped_column(String(32), default=None)
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_reason: Mapped[str | None] = mapped_column(String(300), default=None)
@@ -86,8 +95,15 @@ class Invoice(Timestamps, Base):
     push_error: Mapped[str | None] = mapped_column(Text, default=None, doc="raw Daraja answer")
     host: Mapped[str] = mapped_column(String(255), default="", doc="the server's public URL")
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Pushed inside a hosted checkout (pesagate.checkout), and through which payment link.
+    checkout_session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkout_sessions.id"), default=None, index=True
+    )
+    payment_link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("payment_links.id"), default=None, index=True
+    )
 
-    business: Mapped[Business] = relationship()
+    business: Mapped[Business] = relationship(lazy="raise")
     # Always needed to render an invoice; inner joins on primary keys cost almost nothing.
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
     wallet: Mapped[Wallet] = relationship(lazy="joined", innerjoin=True)
@@ -97,7 +113,10 @@ class MpesaCallback(Base):
     """Every callback received, raw, with where and when it came from."""
 
     __tablename__ = "mpesa_callbacks"
-    __table_args__ = (Index("ix_mpesa_callbacks_invoice_sha", "invoice_id", "body_sha256"),)
+    __table_args__ = (
+        Index("ix_mpesa_callbacks_invoice_sha", "invoice_id", "body_sha256"),
+        Index("ix_mpesa_callbacks_received", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), default=None)
@@ -105,8 +124,31 @@ class MpesaCallback(Base):
     checkout_request_id: Mapped[str | None] = mapped_column(String(64), default=None)
     result_code: Mapped[str | None] = mapped_column(String(32), default=None)
     body_sha256: Mapped[str] = mapped_column(String(64))
-    raw_body: Mapped[str] = mapped_column(Text)
+    raw_body: Mapped[str] = mapped_column(
+        Text, doc="as received; only a prefix when the callback spoke for no invoice"
+    )
+    body_size: Mapped[int | None] = mapped_column(Integer, default=None, doc="bytes received")
     source_ip: Mapped[str | None] = mapped_column(String(64), default=None)
-    outcome: Mapped[CallbackOutcome] = mapped_column(String(24))
+    outcome: Mapped[CallbackOutcome] = mapped_column(enum_column(CallbackOutcome, 24))
     note: Mapped[str | None] = mapped_column(String(300), default=None)
     received_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class QueryKind(StrEnum):
+    STK_QUERY = "stk_query"  # STK Push Query by CheckoutRequestID
+    STATEMENT = "statement"  # Pull Transactions: the shortcode's statement
+
+
+class MpesaQuery(Base):
+    """What reconciliation asked M-Pesa about an invoice, and what it answered: the payment
+    timeline shows how a payment without a callback was settled."""
+
+    __tablename__ = "mpesa_queries"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    kind: Mapped[QueryKind] = mapped_column(enum_column(QueryKind, 16))
+    answer: Mapped[str] = mapped_column(String(40), doc="the answer's kind")
+    result_code: Mapped[str | None] = mapped_column(String(32), default=None)
+    detail: Mapped[str | None] = mapped_column(String(300), default=None)
+    asked_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pesagate.kit.clock import utc_now
-from pesagate.models.base import Base, BigIntId, Timestamps
+from pesagate.models.base import Base, BigIntId, Timestamps, enum_column
 
 
 class EventStatus(StrEnum):
@@ -59,7 +59,9 @@ class WebhookEvent(Timestamps, Base):
     topic: Mapped[str] = mapped_column(String(32))
     ordering_key: Mapped[str] = mapped_column(String(64), doc="events of one key go out in order")
     payload: Mapped[str] = mapped_column(Text, doc="the exact JSON body sent")
-    status: Mapped[EventStatus] = mapped_column(String(12), default=EventStatus.PENDING)
+    status: Mapped[EventStatus] = mapped_column(
+        enum_column(EventStatus, 12), default=EventStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     failure_reason: Mapped[str | None] = mapped_column(String(300), default=None)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -78,3 +80,6 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     duration_ms: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(300), default=None)
+    response_excerpt: Mapped[str | None] = mapped_column(
+        String(1024), default=None, doc="the start of the receiver's answer, cut short"
+    )

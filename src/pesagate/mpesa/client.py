@@ -16,6 +16,7 @@ Secrets (consumer secret, passkey, Password, tokens) are never logged; phones ar
 import asyncio
 import base64
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,8 +35,11 @@ from pesagate.mpesa.protocol import (
     PULL_QUERY_PATH,
     QUERY_PROCESSING_MESSAGE,
     QUERY_UNKNOWN_MESSAGE,
+    REVERSAL_PATH,
+    SANDBOX_CERTIFICATE_PATH,
     STK_PUSH_PATH,
     STK_QUERY_PATH,
+    TRANSACTION_STATUS_PATH,
     ErrorCode,
     ResultCode,
     TransactionType,
@@ -43,6 +47,7 @@ from pesagate.mpesa.protocol import (
     stk_password,
 )
 from pesagate.mpesa.results import (
+    InitiatorRequest,
     PushAccepted,
     PushNotSent,
     PushRejected,
@@ -53,7 +58,13 @@ from pesagate.mpesa.results import (
     QueryNotFound,
     QueryPending,
     QueryResult,
+    RequestAccepted,
+    RequestNotSent,
+    RequestRejected,
+    RequestUnknown,
 )
+from pesagate.mpesa.reversal import code_text, reversal_body, status_body
+from pesagate.mpesa.security import CertificateError, load_public_key, security_credential
 from pesagate.mpesa.statement import (
     MAX_PAGES,
     StatementError,
@@ -77,6 +88,10 @@ __all__ = [
     "QueryNotFound",
     "QueryPending",
     "QueryResult",
+    "RequestAccepted",
+    "RequestNotSent",
+    "RequestRejected",
+    "RequestUnknown",
 ]
 
 # What a request to Daraja can raise besides an answer. httpx's own errors, plus what the
@@ -119,12 +134,25 @@ class DarajaConfig:
     transaction_type: str = TransactionType.PAYBILL.value  # or CustomerBuyGoodsOnline
     party_b: str | None = None  # the till number for buy goods; default = the shortcode
     timeout_s: float = 30.0
+    # Reversal and Transaction Status: the API operator, and the certificate that encrypts its
+    # password (PEM or DER). Without a certificate, the sandbox's is fetched from
+    # `{base_url}` + SANDBOX_CERTIFICATE_PATH (the simulator serves its own there).
+    initiator: str = ""
+    initiator_password: str = field(default="", repr=False)
+    certificate: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class _Token:
     value: str
     refresh_at: float  # on the client's monotonic clock
+
+
+@dataclass(frozen=True, slots=True)
+class TokenHealth:
+    seconds_to_refresh: float | None  # None: no token held
+    last_failure: str | None  # why the last OAuth request failed, if it did
+    refreshes: int  # OAuth requests made by this process
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +178,7 @@ class _Answer:
         """(errorCode, errorMessage) when the body is Daraja's error envelope."""
         if not isinstance(self.body, dict):
             return None
-        code = _code_text(self.body.get("errorCode"))
+        code = code_text(self.body.get("errorCode"))
         if code is None:
             return None
         message = self.body.get("errorMessage")
@@ -178,6 +206,8 @@ class DarajaClient:
         self._token_lock = asyncio.Lock()
         self._refreshes = 0  # OAuth attempts completed so far
         self._last_failure: DarajaAuthError | None = None
+        self._public_key: Any = None  # the certificate's RSA key, loaded once
+        self._key_lock = asyncio.Lock()
 
     # --- OAuth ------------------------------------------------------------------------------
 
@@ -208,6 +238,13 @@ class DarajaClient:
                 self._refreshes += 1
             self._token = token
             return token.value
+
+    def token_health(self) -> "TokenHealth":
+        """What the operator's page shows of this process's OAuth token."""
+        token = self._token
+        left = None if token is None else max(0.0, token.refresh_at - self._clock())
+        failure = self._last_failure
+        return TokenHealth(left, str(failure) if failure is not None else None, self._refreshes)
 
     def invalidate_token(self, token: str | None = None) -> None:
         """Forget the cached token (only if it is still `token`, when given)."""
@@ -343,6 +380,108 @@ class DarajaClient:
             walk.add(page)
         return walk.result()
 
+    # --- Reversal and Transaction Status -----------------------------------------------------
+
+    async def reverse(
+        self,
+        *,
+        receipt: str,
+        amount: int,
+        result_url: str,
+        timeout_url: str,
+        remarks: str,
+        occasion: str | None = None,
+    ) -> InitiatorRequest:
+        """Ask M-Pesa to reverse a payment (whole shillings, its full amount). The Result comes
+        to `result_url`. Never raises; never retries what might have reached M-Pesa."""
+        credential = await self.security_credential()
+        if isinstance(credential, RequestNotSent):
+            return credential
+        body = reversal_body(
+            initiator=self.config.initiator,
+            credential=credential,
+            receipt=receipt,
+            amount=amount,
+            receiver_party=self.config.shortcode,
+            result_url=result_url,
+            timeout_url=timeout_url,
+            remarks=remarks,
+            occasion=occasion,
+        )
+        return await self._initiate(REVERSAL_PATH, body, log.bind(receipt=receipt), "reversal")
+
+    async def transaction_status(
+        self, *, receipt: str, result_url: str, timeout_url: str, remarks: str
+    ) -> InitiatorRequest:
+        """Ask M-Pesa about a transaction by its receipt (a payment, or a reversal). The
+        Result comes to `result_url`."""
+        credential = await self.security_credential()
+        if isinstance(credential, RequestNotSent):
+            return credential
+        body = status_body(
+            initiator=self.config.initiator,
+            credential=credential,
+            receipt=receipt,
+            party_a=self.config.shortcode,
+            result_url=result_url,
+            timeout_url=timeout_url,
+            remarks=remarks,
+        )
+        logger = log.bind(receipt=receipt)
+        return await self._initiate(TRANSACTION_STATUS_PATH, body, logger, "status")
+
+    async def security_credential(self) -> str | RequestNotSent:
+        """A fresh SecurityCredential, or why none can be made."""
+        if not self.config.initiator or not self.config.initiator_password:
+            return RequestNotSent("no initiator configured (PESAGATE_MPESA_INITIATOR)")
+        key = await self._certificate_key()
+        if isinstance(key, RequestNotSent):
+            return key
+        return security_credential(self.config.initiator_password, key)
+
+    async def _certificate_key(self) -> Any:
+        if self._public_key is not None:
+            return self._public_key
+        async with self._key_lock:
+            if self._public_key is not None:
+                return self._public_key
+            certificate = self.config.certificate
+            if certificate is None:
+                fetched = await self._fetch_sandbox_certificate()
+                if isinstance(fetched, RequestNotSent):
+                    return fetched
+                certificate = fetched
+            try:
+                self._public_key = load_public_key(certificate)
+            except CertificateError as exc:
+                return RequestNotSent(f"unusable certificate: {exc}")
+            return self._public_key
+
+    async def _fetch_sandbox_certificate(self) -> bytes | RequestNotSent:
+        try:
+            response = await self._http.get(
+                self._base + SANDBOX_CERTIFICATE_PATH, timeout=self.config.timeout_s
+            )
+        except TRANSPORT_ERRORS as exc:
+            return RequestNotSent(f"no certificate: {_describe_exception(exc)}")
+        if response.status_code != 200:
+            return RequestNotSent(f"no certificate: HTTP {response.status_code}")
+        return response.content
+
+    async def _initiate(
+        self, path: str, body: dict[str, Any], logger: Any, call: str
+    ) -> InitiatorRequest:
+        sent = await self._send(path, orjson.dumps(body), logger, call)
+        if isinstance(sent, _NoToken):
+            logger.warning(f"daraja.{call}.not_sent", reason=sent.reason)
+            return RequestNotSent(sent.reason)
+        if isinstance(sent, _NetworkError):
+            logger.warning(f"daraja.{call}.unknown", reason=sent.reason)
+            return RequestUnknown(sent.reason)
+        result = _classify_initiator(sent)
+        logger.info(f"daraja.{call}.answer", outcome=type(result).__name__)
+        return result
+
     # --- transport --------------------------------------------------------------------------
 
     async def _send(
@@ -406,7 +545,7 @@ def _classify_push(answer: _Answer) -> PushAccepted | PushRejected | PushUnknown
     if not isinstance(body, dict):
         what = "a non-JSON body" if body is None else "JSON that is not an object"
         return PushUnknown(f"HTTP {answer.status} with {what}", answer.raw)
-    response_code = _code_text(body.get("ResponseCode"))
+    response_code = code_text(body.get("ResponseCode"))
     if response_code is None:
         return PushUnknown(f"HTTP {answer.status} without a ResponseCode", answer.raw)
     if response_code != "0":
@@ -418,6 +557,32 @@ def _classify_push(answer: _Answer) -> PushAccepted | PushRejected | PushUnknown
     if not (isinstance(checkout_id, str) and checkout_id and isinstance(merchant_id, str)):
         return PushUnknown("accepted without a CheckoutRequestID", answer.raw)
     return PushAccepted(merchant_id, checkout_id, answer.raw)
+
+
+def _classify_initiator(answer: _Answer) -> InitiatorRequest:
+    """A Reversal or Transaction Status acknowledgement. Only an answer that proves the request
+    was refused before M-Pesa saw it is a rejection; anything else unclear is unknown."""
+    envelope = answer.envelope
+    if envelope is not None:
+        code, message = envelope
+        if code in AMBIGUOUS_PUSH_ERRORS:
+            return RequestUnknown(f"HTTP {answer.status} {code} {message}".rstrip(), answer.raw)
+        return RequestRejected(code, message, answer.status, answer.raw)
+    body = answer.body
+    if not 200 <= answer.status < 300 or not isinstance(body, dict):
+        return RequestUnknown(f"HTTP {answer.status} without an acknowledgement", answer.raw)
+    response_code = code_text(body.get("ResponseCode"))
+    if response_code is None:
+        return RequestUnknown(f"HTTP {answer.status} without a ResponseCode", answer.raw)
+    if response_code != "0":
+        description = body.get("ResponseDescription")
+        message = description if isinstance(description, str) else ""
+        return RequestRejected(response_code, message, answer.status, answer.raw)
+    originator = body.get("OriginatorConversationID")
+    conversation = body.get("ConversationID")
+    if not (isinstance(originator, str) and isinstance(conversation, str) and conversation):
+        return RequestUnknown("accepted without a ConversationID", answer.raw)
+    return RequestAccepted(originator[:64], conversation[:64], answer.raw)
 
 
 def _classify_query(answer: _Answer) -> QueryResult:
@@ -437,9 +602,9 @@ def _classify_query(answer: _Answer) -> QueryResult:
     if not isinstance(body, dict):
         what = "a non-JSON body" if body is None else "JSON that is not an object"
         return QueryError(f"HTTP {answer.status} with {what}", answer.raw)
-    result_code = _code_text(body.get("ResultCode"))
+    result_code = code_text(body.get("ResultCode"))
     if result_code is None:
-        response_code = _code_text(body.get("ResponseCode"))
+        response_code = code_text(body.get("ResponseCode"))
         return QueryError(f"no ResultCode (ResponseCode {response_code})", answer.raw)
     if result_code == str(ResultCode.STILL_PROCESSING):
         return QueryPending(answer.raw)
@@ -473,17 +638,8 @@ def _parse_json(content: bytes) -> Any:
         return None
 
 
-def _code_text(value: Any) -> str | None:
-    """A code that arrives as a string or a number ("0", 0, 1032, "SFC_IC0003") as text."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
+# ASCII digits only: float() also reads exponents and fullwidth or other scripts' digits.
+_SECONDS = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?")
 
 
 def _seconds(value: Any) -> float | None:
@@ -492,11 +648,8 @@ def _seconds(value: Any) -> float | None:
         return None
     if isinstance(value, int | float):
         seconds = float(value)
-    elif isinstance(value, str):
-        try:
-            seconds = float(value.strip())
-        except ValueError:
-            return None
+    elif isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
+        seconds = float(value.strip())
     else:
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -8,6 +8,8 @@ import base64
 from datetime import datetime
 from enum import StrEnum
 
+from pesagate.kit.sandbox import SANDBOX_PASSKEY as SANDBOX_PASSKEY
+
 OAUTH_PATH = "/oauth/v1/generate"
 STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
 STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
@@ -18,8 +20,6 @@ PULL_SUCCESS_CODE = "1000"
 PULL_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # StartDate / EndDate, Nairobi time
 
 TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
-# The public Daraja sandbox passkey of shortcode 174379 (published by Safaricom).
-SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
 AMOUNT_MAX_KES = 250_000
 
 
@@ -108,3 +108,61 @@ def stk_password(shortcode: str, passkey: str, timestamp: str) -> str:
 
 def format_timestamp(moment: datetime) -> str:
     return moment.strftime(TIMESTAMP_FORMAT)
+
+
+# --- Reversal and Transaction Status (next-capabilities.md sections 2 and 3) -----------------
+
+REVERSAL_PATH = "/mpesa/reversal/v1/request"
+TRANSACTION_STATUS_PATH = "/mpesa/transactionstatus/v1/query"
+# Where Safaricom publishes the certificate that encrypts SecurityCredentials; the simulator
+# serves its own at the same path.
+SANDBOX_CERTIFICATE_PATH = "/api/v1/GenerateSecurityCredential/SandboxCertificate.cer"
+REVERSAL_COMMAND = "TransactionReversal"
+STATUS_COMMAND = "TransactionStatusQuery"
+# "RecieverIdentifierType" (sic, the wire's spelling): 11 = an organisation (the shortcode).
+RECEIVER_IDENTIFIER_FIELD = "RecieverIdentifierType"
+RECEIVER_IDENTIFIER_ORGANISATION = "11"
+STATUS_IDENTIFIER_SHORTCODE = "4"  # Transaction Status IdentifierType for a shortcode
+REMARKS_MIN, REMARKS_MAX = 2, 100
+ACCEPTED_REQUEST_DESCRIPTION = "Accept the service request successfully."
+QUEUE_TIMEOUT_DESCRIPTION = "The service request timed out."
+# Transaction Status: the `TransactionStatus` parameter of a payment that was reversed
+# (uncertain: Safaricom documents only "Completed"; see docs/SIMULATOR.md).
+STATUS_COMPLETED = "Completed"
+STATUS_REVERSED = "Reversed"
+
+
+class ReversalCode:
+    """Result codes of Reversal (and Transaction Status) results, as text: some are numbers on
+    the wire (0, 2001), some strings ("R000001")."""
+
+    SUCCESS = "0"
+    INSUFFICIENT_BALANCE = "1"
+    DEBIT_PARTY_INVALID = "11"
+    INITIATOR_NOT_ALLOWED = "21"
+    INITIATOR_INVALID = "2001"
+    ACCOUNT_RULE = "2006"
+    NOT_PERMITTED = "2028"
+    CREDENTIAL_LOCKED = "8006"
+    ALREADY_REVERSED = "R000001"
+    INVALID_ORIGINAL = "R000002"
+    OPERATOR_UNKNOWN = "SFC_IC0003"
+
+
+REVERSAL_DESCRIPTIONS: dict[str, str] = {
+    "0": "The service request is processed successfully.",
+    "1": "The balance is insufficient for the transaction.",
+    "11": "The DebitParty is in an invalid state.",
+    "21": "The initiator is not allowed to initiate this request.",
+    "2001": "The initiator information is invalid.",
+    "2006": "Declined due to account rule.",
+    "2028": "The request is not permitted according to product assignment.",
+    "8006": "The security credential is locked.",
+    "R000001": "The transaction has already been reversed.",
+    "R000002": "The OriginalTransactionID is invalid.",
+    "SFC_IC0003": "The operator does not exist.",
+}
+
+
+def reversal_description(code: str) -> str:
+    return REVERSAL_DESCRIPTIONS.get(code, "The transaction failed.")

@@ -89,3 +89,45 @@ class QueryError:
 
 
 QueryResult = QueryFinal | QueryPending | QueryNotFound | QueryError
+
+
+# --- Reversal and Transaction Status requests (the synchronous acknowledgement) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAccepted:
+    """HTTP 200, ResponseCode "0": queued. The Result comes later to the ResultURL."""
+
+    originator_conversation_id: str
+    conversation_id: str
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRejected:
+    """Refused before M-Pesa processed anything: an error envelope (or a 200 whose
+    ResponseCode is not "0")."""
+
+    error_code: str
+    error_message: str
+    http_status: int
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestUnknown:
+    """It may or may not have reached M-Pesa. A reversal in this state is NEVER sent again:
+    Transaction Status finds out what happened."""
+
+    reason: str
+    raw: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestNotSent:
+    """Nothing left this process (no access token, no certificate): safe to send later."""
+
+    reason: str
+
+
+InitiatorRequest = RequestAccepted | RequestRejected | RequestUnknown | RequestNotSent

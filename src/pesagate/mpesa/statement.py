@@ -11,13 +11,13 @@ statement.
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 import orjson
 
 from pesagate.kit.clock import NAIROBI
-from pesagate.kit.phones import is_safaricom_msisdn
+from pesagate.kit.money import AmountError, parse_amount_to_minor
+from pesagate.kit.phones import to_safaricom_msisdn
 from pesagate.mpesa.protocol import PULL_DATE_FORMAT, PULL_SUCCESS_CODE, TIMESTAMP_FORMAT
 
 MAX_PAGES: Final = 50
@@ -171,27 +171,18 @@ def _text(value: Any) -> str | None:
 
 
 def _cents(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
+    if isinstance(value, str):
+        value = value.replace(",", "").strip()  # "1,500.00"
     try:
-        amount = Decimal(str(value).replace(",", "").strip())
-    except InvalidOperation:
+        return parse_amount_to_minor(value)
+    except AmountError:
         return None
-    if not amount.is_finite() or amount <= 0:
-        return None
-    cents = amount * 100
-    return int(cents) if cents == cents.to_integral_value() else None
 
 
 def _msisdn(value: Any) -> str | None:
     """A full Safaricom number (`2547…`, `07…`, `+2547…`), or None (absent, masked, foreign)."""
     text = _text(value)
-    if text is None:
-        return None
-    digits = text.removeprefix("+")
-    if len(digits) == 10 and digits.startswith("0"):
-        digits = "254" + digits[1:]
-    return digits if is_safaricom_msisdn(digits) else None
+    return None if text is None else to_safaricom_msisdn(text)
 
 
 def _moment(value: Any) -> datetime | None:
@@ -200,7 +191,7 @@ def _moment(value: Any) -> datetime | None:
     if text is None:
         return None
     try:
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             moment = datetime.strptime(text, TIMESTAMP_FORMAT)
         else:
             moment = datetime.fromisoformat(text)

@@ -1,26 +1,68 @@
 """`POST /callbacks/stk/{token}`: where Daraja reports results. No API key: the path token
-identifies the invoice (see payments/callbacks.py). Answers fast, also for duplicates."""
+identifies the invoice (see payments/callbacks.py). Answers fast, also for duplicates.
+
+Posts that speak for no invoice (or come from a forbidden source) are rate limited per
+source address: past `PESAGATE_CALLBACK_REFUSAL_LIMIT` they are answered 429 and not stored
+at all. Callbacks for real invoices are never limited: Safaricom sends every merchant's
+callbacks from a few addresses."""
 
 from fastapi import APIRouter, Request
 
 from pesagate import metrics
 from pesagate.dependencies import DbDep, SettingsDep
 from pesagate.kit.jsonutil import JSONBytesResponse
+from pesagate.merchants.ratelimit import RateLimiter, Throttled
 from pesagate.models import CallbackOutcome
-from pesagate.payments.callbacks import Hardening, receive_callback
+from pesagate.payments.callbacks import CallbackPolicy, receive_callback
+from pesagate.payments.receipts import receive_status
+from pesagate.payments.responses import CallbackAccepted
 
 router = APIRouter(tags=["Daraja callbacks"])
 
-ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
+ACCEPTED: CallbackAccepted = {"ResultCode": 0, "ResultDesc": "Accepted"}
 
 
-@router.post("/callbacks/stk/{token}", summary="Daraja STK result callback")
+@router.post(
+    "/callbacks/stk/{token}",
+    summary="Daraja STK result callback",
+    responses={200: {"model": CallbackAccepted}},
+)
 async def stk_callback(
     token: str, request: Request, db: DbDep, settings: SettingsDep
 ) -> JSONBytesResponse:
     source_ip = request.client.host if request.client else None
-    hardening = Hardening(settings.callback_networks, settings.confirm_callbacks)
-    outcome = await receive_callback(db, token, await request.body(), source_ip, hardening)
+    policy = CallbackPolicy(settings.callback_networks, settings.confirm_successes)
+    limiter: RateLimiter = request.app.state.services.callback_refusals
+
+    async def allow_refusal() -> bool:
+        try:
+            await limiter.check(f"callback-refusals:{source_ip}")
+        except Throttled:
+            return False
+        return True
+
+    received = await receive_callback(
+        db, token, await request.body(), source_ip, policy, allow_refusal
+    )
+    metrics.CALLBACKS.labels(received.outcome.value if received.stored else "THROTTLED").inc()
+    if not received.stored:
+        return JSONBytesResponse({"detail": "Too many refused callbacks from this source."}, 429)
+    if received.outcome == CallbackOutcome.FORBIDDEN_SOURCE:
+        return JSONBytesResponse({"detail": "Callbacks are not accepted from here."}, 403)
+    return JSONBytesResponse(ACCEPTED)
+
+
+@router.post(
+    "/callbacks/stk/{token}/status",
+    summary="Daraja Transaction Status result about a held success's receipt",
+    responses={200: {"model": CallbackAccepted}},
+)
+async def transaction_status_result(
+    token: str, request: Request, db: DbDep, settings: SettingsDep
+) -> JSONBytesResponse:
+    source_ip = request.client.host if request.client else None
+    policy = CallbackPolicy(settings.callback_networks, settings.confirm_successes)
+    outcome = await receive_status(db, token, await request.body(), source_ip, policy)
     metrics.CALLBACKS.labels(outcome.value).inc()
     if outcome == CallbackOutcome.FORBIDDEN_SOURCE:
         return JSONBytesResponse({"detail": "Callbacks are not accepted from here."}, 403)

@@ -1,32 +1,51 @@
 """Daraja result callbacks: store raw, deduplicate, check, and apply under the invoice's lock.
 
 Callbacks carry no signature. The path token (192 random bits, one per invoice) says which
-invoice a callback may speak for; a success must also match the invoice's amount and phone,
-or it is recorded and left for reconciliation to settle with an STK query.
+invoice a callback may speak for; a success must also name the invoice's CheckoutRequestID
+and match its amount and phone, or it is recorded and left for reconciliation.
+
+A success is credited on the callback's word alone only when everything in it was checked.
+M-Pesa confirms it first (an STK query by reconciliation; meanwhile the callback is
+AWAITING_CONFIRMATION and a PENDING invoice shows PROCESSING) when:
+- the policy asks for it (`PESAGATE_CONFIRM_CALLBACKS`, on by default in live mode);
+- the invoice had FAILED (only M-Pesa's own answer may turn FAILED into COMPLETE);
+- the invoice did not know its CheckoutRequestID yet (the push response was lost);
+- the phone number is masked or absent, so it could not be compared.
+
+Every body is stored whatever happens to it: if applying it fails (at any point up to the
+commit), the transaction rolls back and a second one stores the body with outcome ERROR and
+the error, and asks reconciliation to query now, rather than a lost body and a 500. A body that
+speaks for no invoice, or comes from a forbidden source, keeps only a digest, its size and a
+short prefix.
 """
 
 import hashlib
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import exists, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pesagate.db import Database
+from pesagate.db import AsyncSession, Database
 from pesagate.kit.clock import utc_now
+from pesagate.kit.money import AmountError, parse_amount
 from pesagate.models import CallbackOutcome, Invoice, InvoiceState, MpesaCallback
 from pesagate.mpesa.protocol import ResultCode, result_description
-from pesagate.payments import state
+from pesagate.payments import repository, state
 from pesagate.payments.state import RECONCILE_JOB
 from pesagate.worker.jobs import schedule
 
 log = structlog.get_logger("pesagate.callbacks")
 
 RAW_BODY_MAX = 64 * 1024
+REFUSED_PREFIX_CHARS = 256  # what is kept of a body that speaks for no invoice
+SUCCESS = str(ResultCode.SUCCESS)
+# Bounded by form before any arithmetic: ASCII digits only (str.isdigit accepts "²").
+_RESULT_CODE = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,25 +60,35 @@ class ParsedCallback:
 
 
 def parse_callback(raw: bytes) -> ParsedCallback | None:
-    """Tolerant: ResultCode as number or string; metadata items in any order, by Name."""
+    """Tolerant of form (ResultCode as number or string; metadata items in any order, by
+    Name), strict on content: a ResultCode that is not a plain number is not a callback."""
     try:
         body = orjson.loads(raw)
         callback = body["Body"]["stkCallback"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
-    if not isinstance(callback, dict) or callback.get("ResultCode") is None:
+    if not isinstance(callback, dict):
+        return None
+    code = _result_code(callback.get("ResultCode"))
+    if code is None:
         return None
     items = _metadata(callback.get("CallbackMetadata"))
-    code = str(callback["ResultCode"]).strip()
     return ParsedCallback(
         merchant_request_id=_text(callback.get("MerchantRequestID")),
         checkout_request_id=_text(callback.get("CheckoutRequestID")),
         result_code=code,
-        result_desc=_text(callback.get("ResultDesc")) or _describe(code),
-        amount=_decimal(items.get("Amount")),
-        receipt=_text(items.get("MpesaReceiptNumber")),
+        result_desc=_text(callback.get("ResultDesc"), 300) or result_description(int(code)),
+        amount=_amount(items.get("Amount")),
+        receipt=_text(items.get("MpesaReceiptNumber"), 32),
         phone=_text(items.get("PhoneNumber")),
     )
+
+
+def _result_code(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    code = str(value).strip()
+    return code if _RESULT_CODE.fullmatch(code) else None
 
 
 def _metadata(metadata: Any) -> dict[str, Any]:
@@ -73,29 +102,27 @@ def _metadata(metadata: Any) -> dict[str, Any]:
     }
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, max_chars: int = 64) -> str | None:
+    """A scalar as text, cut to what its column holds (ids 64, receipts 32)."""
     if value is None or isinstance(value, (dict, list)):
         return None
-    return str(value).replace("\x00", "").strip() or None
+    return str(value).replace("\x00", "").strip()[:max_chars] or None
 
 
-def _decimal(value: Any) -> Decimal | None:
+def _amount(value: Any) -> Decimal | None:
+    """Shillings as Daraja sends them (1500, 1500.0, "1500.00"); anything else is None."""
     try:
-        return Decimal(str(value)) if value is not None else None
-    except InvalidOperation:
+        return parse_amount(value)
+    except AmountError:
         return None
-
-
-def _describe(code: str) -> str:
-    return result_description(int(code)) if code.isdigit() else "The transaction failed."
 
 
 @dataclass(frozen=True, slots=True)
-class Hardening:
-    """SPEC section 5's optional callback hardening."""
+class CallbackPolicy:
+    """SPEC section 5's callback hardening."""
 
     allowed_networks: tuple[IPv4Network | IPv6Network, ...] = ()  # empty: any source
-    confirm_successes: bool = False  # confirm a success with an STK query before crediting
+    confirm_successes: bool = False  # confirm every success with an STK query before crediting
 
     def source_allowed(self, source_ip: str | None) -> bool:
         if not self.allowed_networks:
@@ -107,114 +134,191 @@ class Hardening:
         return any(address in network for network in self.allowed_networks)
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What became of a callback; `stored` is False when it was refused without a trace."""
+
+    outcome: CallbackOutcome
+    stored: bool = True
+    invoice_id: str | None = None  # the invoice it spoke for, if any
+
+
+# Spends one of a source's refused posts (rate limited per source); False: over the limit.
+RefusalAllowance = Callable[[], Awaitable[bool]]
+
+
 async def receive_callback(
     db: Database,
     token: str,
     raw: bytes,
     source_ip: str | None,
-    hardening: Hardening = Hardening(),
-) -> CallbackOutcome:
-    parsed = parse_callback(raw)
-    body_sha = hashlib.sha256(raw).hexdigest()
-    async with db.transaction() as session:
-        invoice = await state.lock_invoice(session, callback_token=token)
-        note: str | None
-        if not hardening.source_allowed(source_ip):
-            outcome, note = CallbackOutcome.FORBIDDEN_SOURCE, f"source {source_ip} not allowed"
-        else:
-            outcome, note = await _apply(session, invoice, parsed, body_sha, hardening)
-        session.add(
-            MpesaCallback(
-                invoice_id=invoice.id if invoice else None,
-                token=token[:64],
-                checkout_request_id=parsed.checkout_request_id if parsed else None,
-                result_code=parsed.result_code[:32] if parsed else None,
-                body_sha256=body_sha,
-                # PostgreSQL text cannot hold NUL; keep everything else as it came.
-                raw_body=raw[:RAW_BODY_MAX]
-                .decode("utf-8", errors="replace")
-                .replace("\x00", "\ufffd"),
-                source_ip=source_ip,
-                outcome=outcome,
-                note=note,
-            )
-        )
+    policy: CallbackPolicy = CallbackPolicy(),
+    allow_refusal: RefusalAllowance | None = None,
+) -> Received:
+    body = _Body(raw, hashlib.sha256(raw).hexdigest(), parse_callback(raw), source_ip)
+    try:
+        received = await _receive(db, token, body, policy, allow_refusal)
+    except Exception as error:
+        # Applying it failed (even at commit, where deferred ledger checks run): the whole
+        # transaction rolled back. Keep the body and its error, and let M-Pesa settle it.
+        log.exception("callback could not be applied", token=token[:8])
+        received = await _store_error(db, token, body, error)
     log.info(
         "callback received",
-        invoice_id=invoice.invoice_id if invoice else None,
-        result_code=parsed.result_code if parsed else None,
-        outcome=outcome.value,
-        note=note,
+        invoice_id=received.invoice_id,
+        result_code=body.parsed.result_code if body.parsed else None,
+        outcome=received.outcome.value,
+        stored=received.stored,
     )
-    return outcome
+    return received
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    raw: bytes
+    sha256: str
+    parsed: ParsedCallback | None
+    source_ip: str | None
+
+    def row(
+        self, invoice_pk: int | None, token: str, outcome: CallbackOutcome, note: str | None
+    ) -> MpesaCallback:
+        evidence = invoice_pk is not None and outcome != CallbackOutcome.FORBIDDEN_SOURCE
+        return MpesaCallback(
+            invoice_id=invoice_pk,
+            token=token[:64],
+            checkout_request_id=self.parsed.checkout_request_id if self.parsed else None,
+            result_code=self.parsed.result_code if self.parsed else None,
+            body_sha256=self.sha256,
+            raw_body=_storable(self.raw, RAW_BODY_MAX if evidence else REFUSED_PREFIX_CHARS),
+            body_size=len(self.raw),
+            source_ip=self.source_ip,
+            outcome=outcome,
+            note=note,
+        )
+
+
+async def _receive(
+    db: Database,
+    token: str,
+    body: _Body,
+    policy: CallbackPolicy,
+    allow_refusal: RefusalAllowance | None,
+) -> Received:
+    async with db.transaction() as session:
+        invoice = await repository.lock_invoice(session, callback_token=token)
+        invoice_pk, invoice_id = (invoice.id, invoice.invoice_id) if invoice else (None, None)
+        if not policy.source_allowed(body.source_ip):
+            outcome, note = (
+                CallbackOutcome.FORBIDDEN_SOURCE,
+                f"source {body.source_ip} not allowed",
+            )
+        elif invoice is None:
+            outcome, note = CallbackOutcome.UNKNOWN_TOKEN, None
+        else:
+            outcome, note = await _apply(session, invoice, body.parsed, body.sha256, policy)
+        refused = invoice is None or outcome == CallbackOutcome.FORBIDDEN_SOURCE
+        if refused and allow_refusal is not None and not await allow_refusal():
+            return Received(outcome, stored=False)
+        session.add(body.row(invoice_pk, token, outcome, note))
+    return Received(outcome, invoice_id=invoice_id)
+
+
+async def _store_error(db: Database, token: str, body: _Body, error: Exception) -> Received:
+    async with db.transaction() as session:
+        invoice = await repository.lock_invoice(session, callback_token=token)
+        note = f"{type(error).__name__}: {error}"[:300]
+        session.add(body.row(invoice.id if invoice else None, token, CallbackOutcome.ERROR, note))
+        if invoice is not None:
+            await _query_now(session, invoice.id)
+    return Received(CallbackOutcome.ERROR, invoice_id=invoice.invoice_id if invoice else None)
+
+
+def _storable(raw: bytes, max_chars: int) -> str:
+    # PostgreSQL text cannot hold NUL; keep everything else as it came.
+    return raw[:max_chars].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 async def _apply(
     session: AsyncSession,
-    invoice: Invoice | None,
+    invoice: Invoice,
     parsed: ParsedCallback | None,
     body_sha: str,
-    hardening: Hardening,
+    policy: CallbackPolicy,
 ) -> tuple[CallbackOutcome, str | None]:
-    if invoice is None:
-        return CallbackOutcome.UNKNOWN_TOKEN, None
     if parsed is None:
         return CallbackOutcome.UNPARSEABLE, None
-    if await _seen_before(session, invoice.id, body_sha):
+    if await repository.seen_callback(session, invoice.id, body_sha):
         return CallbackOutcome.DUPLICATE, None
     if mismatch := _mismatch(invoice, parsed):
         log.warning(
             "callback does not match its invoice", invoice_id=invoice.invoice_id, note=mismatch
         )
         return CallbackOutcome.MISMATCH, mismatch
+    learnt_checkout = invoice.checkout_request_id is None
     # The push response may have been lost or not stored yet: the callback names the checkout.
     invoice.checkout_request_id = invoice.checkout_request_id or parsed.checkout_request_id
     invoice.merchant_request_id = invoice.merchant_request_id or parsed.merchant_request_id
-    if parsed.result_code == str(ResultCode.SUCCESS):
-        if hardening.confirm_successes and invoice.state != InvoiceState.COMPLETE:
-            await confirm_by_query(session, invoice)
-            return CallbackOutcome.AWAITING_CONFIRMATION, None
-        changed = await state.complete(session, invoice, parsed.receipt)
-    elif parsed.result_code == str(ResultCode.STILL_PROCESSING):
-        changed = False  # not a result
-    else:
-        changed = await state.fail(session, invoice, parsed.result_code, parsed.result_desc)
+    if parsed.result_code == SUCCESS:
+        return await _success(session, invoice, parsed, policy, learnt_checkout)
+    if parsed.result_code == str(ResultCode.STILL_PROCESSING):
+        return CallbackOutcome.IGNORED, None  # not a result
+    changed = await state.fail(session, invoice, parsed.result_code, parsed.result_desc)
     return (CallbackOutcome.APPLIED if changed else CallbackOutcome.IGNORED), None
 
 
-async def confirm_by_query(session: AsyncSession, invoice: Invoice) -> None:
-    """Ask reconciliation to query now; it completes the invoice only if M-Pesa agrees."""
+async def _success(
+    session: AsyncSession,
+    invoice: Invoice,
+    parsed: ParsedCallback,
+    policy: CallbackPolicy,
+    learnt_checkout: bool,
+) -> tuple[CallbackOutcome, str | None]:
+    why = _confirmation_needed(invoice, parsed, policy, learnt_checkout)
+    if why and invoice.state != InvoiceState.COMPLETE:
+        await state.mark_processing(session, invoice)  # PENDING shows PROCESSING
+        await _query_now(session, invoice.id)
+        return CallbackOutcome.AWAITING_CONFIRMATION, why
+    changed = await state.complete(session, invoice, parsed.receipt)
+    return (CallbackOutcome.APPLIED if changed else CallbackOutcome.IGNORED), None
+
+
+def _confirmation_needed(
+    invoice: Invoice, parsed: ParsedCallback, policy: CallbackPolicy, learnt_checkout: bool
+) -> str | None:
+    """Why M-Pesa must confirm this success before it is credited, or None."""
+    if invoice.state == InvoiceState.FAILED:
+        return "the invoice had failed: only M-Pesa's answer may complete it"
+    if policy.confirm_successes:
+        return "every success is confirmed"
+    if learnt_checkout:
+        return "the invoice did not know its CheckoutRequestID yet"
+    if not _plain_phone(parsed.phone):
+        return "the phone number is masked or absent"
+    return None
+
+
+def _plain_phone(phone: str | None) -> bool:
+    return phone is not None and phone.isascii() and phone.isdigit()
+
+
+async def _query_now(session: AsyncSession, invoice_pk: int) -> None:
+    """Ask reconciliation to query M-Pesa now; only its answer settles the invoice."""
     await schedule(
         session,
         RECONCILE_JOB,
-        state.reconcile_job_key(invoice.id),
+        state.reconcile_job_key(invoice_pk),
         utc_now(),
-        {"invoice_pk": invoice.id},
+        {"invoice_pk": invoice_pk},
     )
 
 
-async def confirmed_receipt(session: AsyncSession, invoice_pk: int) -> str | None:
-    """The receipt of a success callback that waited for confirmation, if any."""
-    raw = await session.scalar(
-        select(MpesaCallback.raw_body)
-        .where(
-            MpesaCallback.invoice_id == invoice_pk,
-            MpesaCallback.outcome == CallbackOutcome.AWAITING_CONFIRMATION,
-        )
-        .order_by(MpesaCallback.id.desc())
-        .limit(1)
-    )
+async def held_success_receipt(session: AsyncSession, invoice: Invoice) -> str | None:
+    """The receipt of a success callback held for M-Pesa's confirmation, if it named the
+    checkout that M-Pesa confirmed."""
+    raw = await repository.held_success_body(session, invoice)
     parsed = parse_callback(raw.encode()) if raw else None
     return parsed.receipt if parsed else None
-
-
-async def _seen_before(session: AsyncSession, invoice_pk: int, body_sha: str) -> bool:
-    query = select(
-        exists().where(
-            MpesaCallback.invoice_id == invoice_pk, MpesaCallback.body_sha256 == body_sha
-        )
-    )
-    return bool(await session.scalar(query))
 
 
 def _mismatch(invoice: Invoice, parsed: ParsedCallback) -> str | None:
@@ -222,21 +326,15 @@ def _mismatch(invoice: Invoice, parsed: ParsedCallback) -> str | None:
     known, claimed = invoice.checkout_request_id, parsed.checkout_request_id
     if known and claimed and known != claimed:
         return f"CheckoutRequestID {claimed} is not the invoice's"
-    if parsed.result_code != str(ResultCode.SUCCESS):
+    if parsed.result_code != SUCCESS:
         return None
+    if not claimed:
+        return "a success must name its CheckoutRequestID"
     if parsed.amount is None or parsed.amount * 100 != invoice.value_minor:
         return f"amount {parsed.amount} is not the invoice's {invoice.value_minor / 100:.2f}"
-    phone = parsed.phone or ""
-    if phone.isdigit() and phone != invoice.account:  # masked or absent numbers are not compared
+    if _plain_phone(parsed.phone) and parsed.phone != invoice.account:
         return "phone number is not the invoice's"
-    if (
-        invoice.state == InvoiceState.COMPLETE
-        and parsed.receipt
-        and invoice.mpesa_reference
-        not in (
-            None,
-            parsed.receipt,
-        )
-    ):
-        return f"receipt {parsed.receipt} differs from {invoice.mpesa_reference}"
+    receipt, held = parsed.receipt, invoice.mpesa_reference
+    if invoice.state == InvoiceState.COMPLETE and receipt and held not in (None, receipt):
+        return f"receipt {receipt} differs from {held}"
     return None

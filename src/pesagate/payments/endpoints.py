@@ -4,29 +4,37 @@ Every route answers with and without its trailing slash, and the older path fami
 reference docs are served too.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import func, select
 from starlette.responses import Response
 
 from pesagate.config import Settings
 from pesagate.db import Database
-from pesagate.dependencies import DbDep, JsonBody, PageDep, SettingsDep
-from pesagate.errors import ValidationFailed
+from pesagate.dependencies import DbDep, JsonBody, PageDep, SettingsDep, get_json_body
+from pesagate.errors import PermissionDenied, ValidationFailed
 from pesagate.idempotency.dependency import IdempotencyGate, Idempotent
+from pesagate.idempotency.service import Claim
+from pesagate.kit.api import body_schema, routes_on, validate_body
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.kit.money import format_minor
 from pesagate.kit.pagination import paginated
-from pesagate.merchants.auth import AnyKeyAuth, Principal, SecretKeyAuth
-from pesagate.models import Invoice, InvoiceState
+from pesagate.merchants.auth import (
+    PUBLIC_KEY_HEADERS,
+    AnyKeyAuth,
+    Principal,
+    SecretKeyAuth,
+    any_key_auth,
+)
+from pesagate.merchants.ratelimit import PromptLimiter
+from pesagate.models import InvoiceState, KeyKind
 from pesagate.mpesa.client import DarajaClient
-from pesagate.openapi import IDEMPOTENCY_PARAMETER
-from pesagate.payments import schemas, service
-from pesagate.payments.fees import effective_tariff, quote
+from pesagate.payments import responses, schemas, service
+from pesagate.payments.repository import InvoiceFilter
+from pesagate.payments.sessions import GrantSession, RenderLink, SessionGrant
 from pesagate.payments.views import invoice_json, session_json, status_json
 
 router = APIRouter(prefix="/api/v1")
@@ -38,42 +46,6 @@ async def get_daraja(request: Request) -> DarajaClient:
 
 
 DarajaDep = Annotated[DarajaClient, Depends(get_daraja)]
-
-
-def routes_on(router: APIRouter) -> Callable[..., Callable[[Callable[..., Any]], Any]]:
-    """A decorator factory registering a handler on each path, with and without the trailing
-    slash; only the first path appears in the OpenAPI schema."""
-
-    def routes(method: str, *paths: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
-        kwargs.setdefault("response_class", JSONBytesResponse)
-
-        def register(handler: Callable[..., Any]) -> Any:
-            for index, path in enumerate(paths):
-                for variant in (path, path.rstrip("/")):
-                    router.add_api_route(
-                        variant,
-                        handler,
-                        methods=[method],
-                        include_in_schema=index == 0 and variant == path,
-                        **kwargs,
-                    )
-            return handler
-
-        return register
-
-    return routes
-
-
-def body_schema(model: type[Any], *, idempotent: bool = False) -> dict[str, Any]:
-    """OpenAPI for a body that is validated by hand (with context) rather than by FastAPI;
-    `idempotent`: the route takes an Idempotency-Key."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    extra: dict[str, Any] = {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
-    }
-    if idempotent:
-        extra["parameters"] = [IDEMPOTENCY_PARAMETER]
-    return extra
 
 
 routes = routes_on(router)
@@ -88,21 +60,40 @@ class Pusher:
     settings: Settings
     daraja: DarajaClient
     gate: IdempotencyGate
+    prompts: PromptLimiter
 
     async def __call__(self, principal: Principal, model: type[schemas.StkPushRequest]) -> Response:
-        async def push() -> dict[str, Any]:
+        async def push(held: Claim | None) -> responses.PaymentSession:
             invoice = await service.collect(
-                self.db, self.daraja, self.settings, principal, self.body, model
+                self.db,
+                self.daraja,
+                self.settings,
+                principal,
+                self.body,
+                model,
+                held=held,
+                prompts=self.prompts,
             )
             return session_json(invoice)
 
-        return await self.gate.run(principal, push)
+        async def resume(invoice_pk: int) -> responses.PaymentSession:
+            """A retry of a push whose request died: the invoice as it is now, never a new
+            push (reconciliation settles it as usual)."""
+            return session_json(await service.invoice_by_pk(self.db, invoice_pk))
+
+        return await self.gate.run(principal, push, resume)
 
 
 async def get_pusher(
-    body: JsonBody, db: DbDep, settings: SettingsDep, daraja: DarajaDep, gate: Idempotent
+    request: Request,
+    body: JsonBody,
+    db: DbDep,
+    settings: SettingsDep,
+    daraja: DarajaDep,
+    gate: Idempotent,
 ) -> Pusher:
-    return Pusher(body, db, settings, daraja, gate)
+    prompts: PromptLimiter = request.app.state.services.prompt_limiter
+    return Pusher(body, db, settings, daraja, gate, prompts)
 
 
 PusherDep = Annotated[Pusher, Depends(get_pusher)]
@@ -112,6 +103,7 @@ PusherDep = Annotated[Pusher, Depends(get_pusher)]
     "POST",
     "/payment/mpesa-stk-push/",
     "/payment/collection/stk-push/",
+    answers=responses.PaymentSession,
     summary="Send an M-Pesa STK push (secret key)",
     openapi_extra=body_schema(schemas.StkPushRequest, idempotent=True),
 )
@@ -119,52 +111,115 @@ async def stk_push(principal: SecretKeyAuth, push: PusherDep) -> Response:
     return await push(principal, schemas.StkPushRequest)
 
 
+# Checkout's push inside a session (pesagate.checkout, wired in services.py).
+PushInSession = Callable[[Pusher, SessionGrant], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who calls a route open to browsers: a key, or (a body naming `checkout_id`) a checkout
+    session proved by its signature, which then decides."""
+
+    principal: Principal | None
+    grant: SessionGrant | None
+
+
+def _names_a_key(request: Request) -> bool:
+    headers = request.headers
+    return "authorization" in headers or any(headers.get(h) for h in PUBLIC_KEY_HEADERS)
+
+
+async def get_caller(request: Request, db: DbDep, settings: SettingsDep) -> Caller:
+    """A key named in a header is checked before the body is read (as everywhere); a body
+    naming a checkout session is checked by the session's signature (checkout's hook)."""
+    principal = await any_key_auth(request, db, settings) if _names_a_key(request) else None
+    body = await get_json_body(request)
+    if body.get("checkout_id") is not None:
+        grant_session: GrantSession = request.app.state.services.grant_session
+        return Caller(principal, await grant_session(db, settings, body))
+    if principal is None:
+        principal = await any_key_auth(request, db, settings)
+    return Caller(principal, None)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
 @routes(
     "POST",
     "/payment/collection/",
     "/collect/",
-    summary="Collect a payment: M-PESA via STK push (secret or public key)",
+    answers=responses.PaymentSession,
+    summary="Collect a payment: M-PESA via STK push (secret or public key, or inside a "
+    "checkout session: checkout_id + signature, answered 201)",
     openapi_extra=body_schema(schemas.CollectRequest, idempotent=True),
+    responses={201: {"model": responses.SessionPayment}},
 )
-async def collect(principal: AnyKeyAuth, push: PusherDep) -> Response:
-    return await push(principal, schemas.CollectRequest)
+async def collect(request: Request, caller: CallerDep, push: PusherDep) -> Response:
+    if caller.grant is not None:
+        push_in_session: PushInSession = request.app.state.services.push_in_session
+        return await push_in_session(push, caller.grant)
+    assert caller.principal is not None
+    return await push(caller.principal, schemas.CollectRequest)
 
 
 @routes(
     "POST",
     "/payment/status/",
     "/payment/collection/status/",
-    summary="An invoice's status (secret or public key)",
+    answers=responses.PaymentStatus,
+    summary="An invoice's status (secret key; public key: without the customer's personal "
+    "data; checkout_id + signature: invoices of that session)",
     openapi_extra=body_schema(schemas.StatusRequest),
 )
-async def payment_status(principal: AnyKeyAuth, body: JsonBody, db: DbDep) -> Response:
-    request = schemas.validate_body(schemas.StatusRequest, body)
-    invoice = await service.find_invoice(db, principal.business_pk, request.invoice_id)
+async def payment_status(
+    request: Request, caller: CallerDep, body: JsonBody, db: DbDep, settings: SettingsDep
+) -> Response:
+    wanted = validate_body(schemas.StatusRequest, body)
+    if caller.grant is not None:
+        invoice = await service.find_invoice(db, caller.grant.business_pk, wanted.invoice_id)
+        if invoice.checkout_session_id != caller.grant.checkout_pk:
+            raise PermissionDenied("This invoice was not paid in this checkout session.")
+        personal = True
+    else:
+        assert caller.principal is not None
+        invoice = await service.find_invoice(db, caller.principal.business_pk, wanted.invoice_id)
+        # The public key is published in web pages: it reads states, not who paid.
+        personal = caller.principal.via is KeyKind.SECRET
+    link = None
+    if invoice.payment_link_id is not None:
+        render_link: RenderLink = request.app.state.services.render_link
+        link = await render_link(db, settings, invoice.payment_link_id)
     # A Response, not a dict: FastAPI would validate and re-encode a dict (the hottest route).
-    return JSONBytesResponse(status_json(invoice))
+    return JSONBytesResponse(status_json(invoice, personal=personal, payment_link=link))
 
 
 @routes(
     "POST",
     "/payment/get_amount_estimate/",
+    answers=responses.AmountEstimate,
     summary="What a payment will cost, per tariff (secret or public key)",
     openapi_extra=body_schema(schemas.EstimateRequest),
 )
-async def amount_estimate(principal: AnyKeyAuth, body: JsonBody, db: DbDep) -> dict[str, Any]:
-    context = await service.payment_context(db, principal.business_pk)
-    request = schemas.validate_body(schemas.EstimateRequest, body)
-    tariff = effective_tariff(request.tarrif, context.business)
-    priced = quote(request.amount, tariff, context.business)
+async def amount_estimate(
+    principal: AnyKeyAuth, body: JsonBody, db: DbDep
+) -> responses.AmountEstimate:
+    priced = await service.estimate(db, principal.business_pk, body)
     return {
         "amount": format_minor(priced.amount_minor),
         "charges": format_minor(priced.charges_minor),
         "value": format_minor(priced.value_minor),
         "net_amount": format_minor(priced.net_minor),
-        "tarrif": tariff.value,
+        "tarrif": priced.tariff,
     }
 
 
-@routes("GET", "/invoices/", summary="List invoices, newest first (secret key)")
+@routes(
+    "GET",
+    "/invoices/",
+    answers=responses.InvoicePage,
+    summary="List invoices, newest first (secret key)",
+)
 async def list_invoices(
     request: Request,
     principal: SecretKeyAuth,
@@ -174,48 +229,32 @@ async def list_invoices(
     api_ref: str | None = None,
     created_after: str | None = None,
     created_before: str | None = None,
-) -> dict[str, Any]:
-    conditions = [Invoice.business_id == principal.business_pk]
-    conditions += _invoice_filters(state, api_ref, created_after, created_before)
-    async with db.read() as session:
-        count = await session.scalar(select(func.count()).select_from(Invoice).where(*conditions))
-        invoices = (
-            await session.scalars(
-                select(Invoice)
-                .where(*conditions)
-                .order_by(Invoice.created_at.desc(), Invoice.id.desc())
-                .offset(pages.offset)
-                .limit(pages.size)
-            )
-        ).all()
+) -> responses.InvoicePage:
+    where = _invoice_filter(state, api_ref, created_after, created_before)
+    count, invoices = await service.list_invoices(db, principal.business_pk, where, pages)
     results = [invoice_json(invoice) for invoice in invoices]
-    return paginated(request.url, pages, count or 0, results)
+    return paginated(request.url, pages, count, results)
 
 
-def _invoice_filters(
+def _invoice_filter(
     state: str | None, api_ref: str | None, created_after: str | None, created_before: str | None
-) -> list[Any]:
-    conditions: list[Any] = []
+) -> InvoiceFilter:
     errors: dict[str, list[str]] = {}
-    if state:
-        if state not in InvoiceState.__members__:
-            errors["state"] = [f'"{state}" is not a valid choice.']
-        conditions.append(Invoice.state == state)
-    if api_ref:
-        conditions.append(Invoice.api_ref == api_ref)
-    for name, raw, compare in (
-        ("created_after", created_after, Invoice.created_at.__ge__),
-        ("created_before", created_before, Invoice.created_at.__le__),
-    ):
-        if raw:
-            moment = _parse_time(raw)
-            if moment is None:
-                errors[name] = ["Enter a valid date/time (RFC 3339, with a timezone)."]
-            else:
-                conditions.append(compare(moment))
+    if state and state not in InvoiceState.__members__:
+        errors["state"] = [f'"{state}" is not a valid choice.']
+    moments: dict[str, datetime | None] = {}
+    for name, raw in (("created_after", created_after), ("created_before", created_before)):
+        moments[name] = _parse_time(raw) if raw else None
+        if raw and moments[name] is None:
+            errors[name] = ["Enter a valid date/time (RFC 3339, with a timezone)."]
     if errors:
         raise ValidationFailed(errors)
-    return conditions
+    return InvoiceFilter(
+        InvoiceState(state) if state else None,
+        api_ref or None,
+        created_after=moments["created_after"],
+        created_before=moments["created_before"],
+    )
 
 
 def _parse_time(raw: str) -> datetime | None:
@@ -228,7 +267,9 @@ def _parse_time(raw: str) -> datetime | None:
         return None
 
 
-@routes("GET", "/invoices/{invoice_id}/", summary="One invoice (secret key)")
-async def invoice_detail(invoice_id: str, principal: SecretKeyAuth, db: DbDep) -> dict[str, Any]:
+@routes(
+    "GET", "/invoices/{invoice_id}/", answers=responses.Invoice, summary="One invoice (secret key)"
+)
+async def invoice_detail(invoice_id: str, principal: SecretKeyAuth, db: DbDep) -> responses.Invoice:
     invoice = await service.find_invoice(db, principal.business_pk, invoice_id)
     return invoice_json(invoice)

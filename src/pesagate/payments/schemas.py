@@ -6,17 +6,18 @@ reported together, with messages in the reference API's (Django REST framework) 
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, ValidationInfo
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationInfo
 
-from pesagate.errors import ValidationFailed
+from pesagate.errors import NotFound
 from pesagate.kit.money import AmountError, parse_amount_to_whole_units
-from pesagate.models import Business, Tariff, Wallet
-from pesagate.payments.fees import effective_tariff, limit_error, quote
+from pesagate.kit.phones import to_safaricom_msisdn
+from pesagate.kit.text import check_plain_text
+from pesagate.merchants.fees import amount_error, effective_tariff, quote
+from pesagate.models import Business, Tariff, Wallet, WalletType
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MSISDN = re.compile(r"^254[17]\d{8}$")
 API_REF_DEFAULT = "MPesa Express"
 
 
@@ -27,21 +28,29 @@ class PaymentContext:
     business: Business
     wallets: dict[str, Wallet]  # the business's wallets by public wallet_id
 
+    def settlement(self) -> Wallet:
+        for wallet in self.wallets.values():
+            if wallet.wallet_type == WalletType.SETTLEMENT and wallet.currency == "KES":
+                return wallet
+        raise NotFound("The business has no KES settlement wallet.")
+
+    def wallet_to_credit(self, wallet_id: str | None) -> Wallet:
+        """The wallet a request named (validated: one of these), else the KES settlement
+        wallet, which every business must have."""
+        settlement = self.settlement()
+        return self.wallets[wallet_id] if wallet_id else settlement
+
 
 def normalize_phone(raw: object) -> str:
     """`07…`, `01…`, `+254…`, `254…` -> `254XXXXXXXXX` (a Safaricom line), else an error."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         raise ValueError("Not a valid string.")
-    text = str(raw).strip().replace(" ", "")
-    if text.startswith("+"):
-        text = text[1:]
-    if len(text) == 10 and text.startswith(("07", "01")):
-        text = "254" + text[1:]
-    if not _MSISDN.fullmatch(text):
+    msisdn = to_safaricom_msisdn(str(raw).strip().replace(" ", ""))
+    if msisdn is None:
         raise ValueError(
             "Enter a valid Safaricom phone number: 254XXXXXXXXX, 07XXXXXXXX or +254XXXXXXXXX."
         )
-    return text
+    return msisdn
 
 
 def _text(max_length: int) -> Any:
@@ -52,7 +61,7 @@ def _text(max_length: int) -> Any:
             raise ValueError("Not a valid string.")
         if len(raw) > max_length:
             raise ValueError(f"Ensure this field has no more than {max_length} characters.")
-        return raw.strip() or None
+        return check_plain_text(raw.strip()) or None
 
     return PlainValidator(check, json_schema_input_type=str | None)
 
@@ -71,29 +80,32 @@ def _email(raw: object) -> str | None:
         return None
     if not isinstance(raw, str) or not _EMAIL.fullmatch(raw.strip()) or len(raw) > 254:
         raise ValueError("Enter a valid email address.")
-    return raw.strip()
+    return check_plain_text(raw.strip())
 
 
-def _amount(raw: object, info: ValidationInfo) -> int:
-    """Whole shillings (rounded up), within the business's limits for the tariff in force."""
+def amount_in_limits(raw: object, info: ValidationInfo) -> int:
+    """Whole shillings (rounded up), within the business's limits for the tariff in force
+    (`mobile_tarrif` on payments, `tarrif` on estimates)."""
     try:
         units = parse_amount_to_whole_units(raw)
     except AmountError as exc:
         raise ValueError(str(exc)) from None
     context = _context(info)
-    tariff = effective_tariff(info.data.get("mobile_tarrif"), context.business)
-    if message := limit_error(quote(units, tariff, context.business).value_minor, context.business):
+    requested = info.data.get("mobile_tarrif") or info.data.get("tarrif")
+    tariff = effective_tariff(requested, context.business)
+    if message := amount_error(quote(units, tariff, context.business), context.business):
         raise ValueError(message)
     return units
 
 
-def _wallet(raw: object, info: ValidationInfo) -> Wallet | None:
+def _wallet(raw: object, info: ValidationInfo) -> str | None:
+    """The public id of one of the business's KES wallets."""
     if raw is None or raw == "":
         return None
-    wallet = _context(info).wallets.get(str(raw)) if isinstance(raw, str) else None
+    wallet = _context(info).wallets.get(raw) if isinstance(raw, str) else None
     if wallet is None or wallet.currency != "KES":
         raise ValueError("Unknown wallet: use the wallet_id of one of your KES wallets.")
-    return wallet
+    return wallet.wallet_id
 
 
 def _context(info: ValidationInfo) -> PaymentContext:
@@ -103,11 +115,11 @@ def _context(info: ValidationInfo) -> PaymentContext:
 
 
 Phone = Annotated[str, PlainValidator(normalize_phone, json_schema_input_type=str)]
-Amount = Annotated[int, PlainValidator(_amount, json_schema_input_type=float | str)]
+Amount = Annotated[int, PlainValidator(amount_in_limits, json_schema_input_type=float | str)]
 TariffField = Annotated[
     Tariff | None, PlainValidator(_tariff, json_schema_input_type=Tariff | None)
 ]
-WalletField = Annotated[Any, PlainValidator(_wallet, json_schema_input_type=str | None)]
+WalletField = Annotated[str | None, PlainValidator(_wallet, json_schema_input_type=str | None)]
 Email = Annotated[str | None, PlainValidator(_email, json_schema_input_type=str | None)]
 
 
@@ -115,7 +127,7 @@ class StkPushRequest(BaseModel):
     """`POST /payment/mpesa-stk-push/`. Field order matters: the tariff is known when the
     amount's limits are checked."""
 
-    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="ignore")
 
     mobile_tarrif: TariffField = None
     phone_number: Phone
@@ -153,20 +165,14 @@ def _estimate_method(raw: object) -> str:
     return "M-PESA"
 
 
-def _estimate_amount(raw: object) -> int:
-    try:
-        return parse_amount_to_whole_units(raw)
-    except AmountError as exc:
-        raise ValueError(str(exc)) from None
-
-
 class EstimateRequest(BaseModel):
-    """`POST /payment/get_amount_estimate/`."""
+    """`POST /payment/get_amount_estimate/`: the same limits as a payment. Field order
+    matters, as for payments."""
 
-    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="ignore")
 
     tarrif: TariffField = None
-    amount: Annotated[int, PlainValidator(_estimate_amount, json_schema_input_type=float | str)]
+    amount: Amount
     method: Annotated[str, PlainValidator(_estimate_method, json_schema_input_type=str)] = "M-PESA"
     currency: Annotated[str, PlainValidator(_currency, json_schema_input_type=str)] = "KES"
 
@@ -181,26 +187,3 @@ class StatusRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     invoice_id: Annotated[str, PlainValidator(_invoice_id, json_schema_input_type=str)]
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def validate_body(model: type[M], body: dict[str, Any], context: object = None) -> M:
-    """Validate or raise `ValidationFailed` with every bad field."""
-    try:
-        return model.model_validate(body, context=context)
-    except ValidationError as exc:
-        raise ValidationFailed(drf_errors(exc)) from None
-
-
-def drf_errors(exc: ValidationError) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-    for error in exc.errors(include_url=False):
-        field = str(error["loc"][0]) if error["loc"] else "non_field_errors"
-        if error["type"] == "missing":
-            message = "This field is required."
-        else:
-            message = str(error["msg"]).removeprefix("Value error, ")
-        errors.setdefault(field, []).append(message)
-    return errors

@@ -1,28 +1,34 @@
-"""Creating an STK push collection and sending it to Daraja.
+"""Payments' use cases: the STK push, and the reads that render invoices. Each takes the
+`Database` and opens its own units of work; the SQL is in `repository.py`.
 
-The push is the one deliberate exception to "one transaction per request", written as three
+The push is the one deliberate exception to "one transaction per use case", written as three
 explicit phases: (1) commit the invoice, its customer and its reconciliation job; (2) call
 Daraja outside any transaction; (3) commit what Daraja answered. A crash after (1) leaves a
 PENDING invoice that reconciliation resolves; nothing is ever pushed twice.
 """
 
 from datetime import timedelta
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate import metrics
 from pesagate.config import Settings
-from pesagate.db import Database, insert_ignore
+from pesagate.db import AsyncSession, Database
 from pesagate.errors import NotFound
+from pesagate.idempotency import service as idempotency
+from pesagate.idempotency.service import Claim
 from pesagate.kit import ids
+from pesagate.kit.api import validate_body
 from pesagate.kit.clock import utc_now
+from pesagate.kit.pagination import Page
 from pesagate.kit.phones import mask_msisdn
+from pesagate.ledger.wallets import wallets_of
+from pesagate.merchants import service as merchants
 from pesagate.merchants.auth import Principal
-from pesagate.models import Business, Customer, Invoice, Wallet, WalletType
+from pesagate.merchants.fees import Quote, effective_tariff, quote
+from pesagate.merchants.ratelimit import PromptLimiter
+from pesagate.models import Environment, Invoice, Tariff
 from pesagate.mpesa.client import (
     DarajaClient,
     PushAccepted,
@@ -31,15 +37,17 @@ from pesagate.mpesa.client import (
     PushResult,
     PushUnknown,
 )
-from pesagate.payments import state
-from pesagate.payments.fees import effective_tariff, quote
+from pesagate.payments import repository, state
+from pesagate.payments.events import collection_event
+from pesagate.payments.repository import InvoiceFilter
 from pesagate.payments.schemas import (
     API_REF_DEFAULT,
+    EstimateRequest,
     PaymentContext,
     StkPushRequest,
-    validate_body,
 )
-from pesagate.webhooks.emit import collection_event
+from pesagate.payments.sessions import InvoiceOrigin
+from pesagate.payments.views import InvoiceView
 from pesagate.worker.jobs import add_job
 
 log = structlog.get_logger("pesagate.payments")
@@ -47,38 +55,77 @@ log = structlog.get_logger("pesagate.payments")
 RECONCILE_JOB = state.RECONCILE_JOB
 
 
+# ---------------------------------------------------------------- the push
+
+
+async def collect(
+    db: Database,
+    daraja: DarajaClient,
+    settings: Settings,
+    principal: Principal,
+    body: dict[str, Any],
+    model: type[StkPushRequest],
+    held: Claim | None = None,
+    prompts: PromptLimiter | None = None,
+) -> Invoice:
+    """Validate, count the prompt against its limits, then run the three phases. Invalid or
+    throttled requests store nothing. An Idempotency-Key is bound to the invoice in phase 1,
+    so a retry can never push again."""
+    context = await payment_context(db, principal.business_pk)
+    request = validate_body(model, body, context)
+    if prompts is not None:
+        await prompts.check(principal.key_lookup, request.phone_number)
+    # Phase 1 commits before Daraja is called: the designed exception (module docstring).
+    async with db.transaction() as session:
+        invoice = await create_invoice(session, settings, context, request)
+        await idempotency.bind(session, held, invoice.id)
+    # Phase 2, outside any transaction.
+    result = await send_push(daraja, settings, invoice, context.business.short_name)
+    # Phase 3, a transaction of its own.
+    return await record_push_result(db, invoice.id, result)
+
+
 async def create_invoice(
     session: AsyncSession,
     settings: Settings,
-    business: Business,
-    settlement: Wallet,
+    context: PaymentContext,
     request: StkPushRequest,
+    origin: InvoiceOrigin | None = None,
 ) -> Invoice:
-    """Phase 1: the invoice, its customer and its reconciliation job, in one transaction."""
-    customer = await upsert_customer(session, business.id, request)
-    tariff = effective_tariff(request.mobile_tarrif, business)
-    priced = quote(request.amount, tariff, business)
-    wallet = request.wallet_id or settlement
+    """Phase 1: the invoice, its customer and its reconciliation job, in one transaction.
+    `origin`: the checkout session (and payment link) it is pushed inside."""
+    business = context.business
+    wallet = context.wallet_to_credit(request.wallet_id)
+    customer = await repository.upsert_customer(
+        session,
+        business.id,
+        request.phone_number,
+        {"email": request.email, "first_name": request.first_name, "last_name": request.last_name},
+    )
+    priced = quote(request.amount, effective_tariff(request.mobile_tarrif, business), business)
     invoice = Invoice(
         invoice_id=ids.invoice_id(),
         session_id=ids.session_id(),
         business_id=business.id,
         customer_id=customer.id,
         wallet_id=wallet.id,
-        environment=settings.env,
+        environment=Environment(settings.env),
         amount_minor=priced.amount_minor,
         value_minor=priced.value_minor,
         charges_minor=priced.charges_minor,
         net_amount_minor=priced.net_minor,
-        mobile_tarrif=tariff,
+        mobile_tarrif=priced.tariff,
         account=request.phone_number,
         api_ref=request.api_ref or API_REF_DEFAULT,
         callback_token=ids.callback_token(),
         host=settings.public_url,
+        checkout_session_id=origin.checkout_pk if origin else None,
+        payment_link_id=origin.payment_link_pk if origin else None,
     )
     session.add(invoice)
     await session.flush()
-    invoice.customer, invoice.wallet = customer, wallet
+    # The wallet was read before this transaction: merged without a query, for rendering.
+    invoice.customer, invoice.wallet = customer, await session.merge(wallet, load=False)
     await collection_event(session, invoice)
     first_query_at = utc_now() + timedelta(
         seconds=settings.stk_prompt_ttl_s + settings.reconcile_grace_s
@@ -91,36 +138,6 @@ async def create_invoice(
         {"invoice_pk": invoice.id},
     )
     return invoice
-
-
-async def upsert_customer(
-    session: AsyncSession, business_pk: int, request: StkPushRequest
-) -> Customer:
-    """One customer per business and phone; newer details fill in or replace older ones."""
-    await insert_ignore(
-        session,
-        Customer,
-        {
-            "customer_id": ids.customer_id(),
-            "business_id": business_pk,
-            "phone_number": request.phone_number,
-            "created_at": utc_now(),
-            "updated_at": utc_now(),
-            "country": "KE",
-            "provider": "M-PESA",
-        },
-    )
-    customer = await session.scalar(
-        select(Customer).where(
-            Customer.business_id == business_pk, Customer.phone_number == request.phone_number
-        )
-    )
-    assert customer is not None
-    for field in ("email", "first_name", "last_name"):
-        value = getattr(request, field)
-        if value and getattr(customer, field) != value:
-            setattr(customer, field, value)
-    return customer
 
 
 async def send_push(
@@ -148,16 +165,11 @@ async def record_push_result(db: Database, invoice_pk: int, result: PushResult) 
     """Phase 3: store what Daraja answered, under the invoice's lock. A callback may already
     have decided the invoice (it can beat the push response): then only the ids are kept."""
     async with db.transaction() as session:
-        invoice = await state.lock_invoice(session, id=invoice_pk)
+        invoice = await repository.lock_invoice(session, id=invoice_pk)
         assert invoice is not None
         match result:
             case PushAccepted():
-                invoice.checkout_request_id = (
-                    invoice.checkout_request_id or result.checkout_request_id
-                )
-                invoice.merchant_request_id = (
-                    invoice.merchant_request_id or result.merchant_request_id
-                )
+                _keep_push_ids(invoice, result)
                 await state.mark_processing(session, invoice)
             case PushRejected():
                 invoice.push_error = result.raw
@@ -172,81 +184,60 @@ async def record_push_result(db: Database, invoice_pk: int, result: PushResult) 
     return invoice
 
 
+def _keep_push_ids(invoice: Invoice, result: PushAccepted) -> None:
+    """Daraja's own answer to our push is the authority on the checkout's ids: a callback
+    that came first only lent them (and its success waits for confirmation)."""
+    if invoice.checkout_request_id not in (None, result.checkout_request_id):
+        log.warning(
+            "a callback named another checkout than the push response",
+            invoice_id=invoice.invoice_id,
+            callback_checkout=invoice.checkout_request_id,
+        )
+    invoice.checkout_request_id = result.checkout_request_id
+    invoice.merchant_request_id = result.merchant_request_id
+
+
+# ---------------------------------------------------------------- reads
+
+
 async def payment_context(db: Database, business_pk: int) -> PaymentContext:
+    """The paying business and its wallets, which validation checks requests against."""
     async with db.read() as session:
-        business = await session.get(Business, business_pk)
-        if business is None:
-            raise NotFound("Business not found.")
-        wallets = (
-            await session.scalars(select(Wallet).where(Wallet.business_id == business_pk))
-        ).all()
+        business = await merchants.business(session, business_pk)
+        wallets = await wallets_of(session, business_pk)
     return PaymentContext(business, {wallet.wallet_id: wallet for wallet in wallets})
 
 
-def settlement_of(context: PaymentContext) -> Wallet:
-    for wallet in context.wallets.values():
-        if wallet.wallet_type == WalletType.SETTLEMENT and wallet.currency == "KES":
-            return wallet
-    raise NotFound("The business has no KES settlement wallet.")
+async def estimate(db: Database, business_pk: int, body: dict[str, Any]) -> Quote:
+    """What a payment will cost, under the business's own tariff and limits."""
+    context = await payment_context(db, business_pk)
+    request = validate_body(EstimateRequest, body, context)
+    tariff: Tariff = effective_tariff(request.tarrif, context.business)
+    return quote(request.amount, tariff, context.business)
 
 
-async def collect(
-    db: Database,
-    daraja: DarajaClient,
-    settings: Settings,
-    principal: Principal,
-    body: dict[str, Any],
-    model: type[StkPushRequest],
-) -> Invoice:
-    """Validate, then run the three phases. Invalid requests store nothing."""
-    context = await payment_context(db, principal.business_pk)
-    request = validate_body(model, body, context)
-    async with db.transaction() as session:
-        invoice = await create_invoice(
-            session, settings, context.business, settlement_of(context), request
-        )
-    result = await send_push(daraja, settings, invoice, context.business.short_name)
-    return await record_push_result(db, invoice.id, result)
-
-
-async def find_invoice(db: Database, business_pk: int, invoice_id: str) -> Invoice:
-    """An invoice of this business, with its customer and wallet, for display only (not an ORM
-    instance: never to be changed or added to a session); another business's id is as unknown
-    as a made-up one."""
+async def invoice_by_pk(db: Database, invoice_pk: int) -> Invoice:
+    """An invoice with its customer and wallet (joined loads), for display."""
     async with db.read() as session:
-        result = await session.execute(
-            _INVOICE_VIEW, {"invoice_id": invoice_id, "business_pk": business_pk}
-        )
-        row = result.first()
-    if row is None:
+        invoice = await repository.invoice_by_pk(session, invoice_pk)
+    if invoice is None:
         raise NotFound("No invoice matches the given query.")
-    return _invoice_from_view(row._mapping)
+    return invoice
 
 
-# The status endpoint's one query, built once: plain columns, so no ORM loading per row (the
-# joined-load row processing was ~40% of a status request's CPU in bench/profile.py).
-_INVOICES, _CUSTOMERS = Invoice.__table__, Customer.__table__
-_INVOICE_VIEW = (
-    select(
-        _INVOICES,
-        Wallet.__table__.c.wallet_id.label("view_wallet_id"),
-        *(column.label(f"view_customer_{column.name}") for column in _CUSTOMERS.c),
-    )
-    .join(_CUSTOMERS, _CUSTOMERS.c.id == _INVOICES.c.customer_id)
-    .join(Wallet.__table__, Wallet.__table__.c.id == _INVOICES.c.wallet_id)
-    .where(
-        _INVOICES.c.invoice_id == bindparam("invoice_id"),
-        _INVOICES.c.business_id == bindparam("business_pk"),
-    )
-)
+async def find_invoice(db: Database, business_pk: int, invoice_id: str) -> InvoiceView:
+    """An invoice of this business, for display; another business's id is as unknown as a
+    made-up one."""
+    async with db.read() as session:
+        view = await repository.invoice_view(session, business_pk, invoice_id)
+    if view is None:
+        raise NotFound("No invoice matches the given query.")
+    return view
 
 
-def _invoice_from_view(row: Any) -> Invoice:
-    """A read-only stand-in with the attributes the views read: building mapped instances
-    (instrumented attribute events for ~40 columns) cost as much as the query."""
-    invoice = SimpleNamespace(**{column.key: row[column.name] for column in _INVOICES.c})
-    invoice.customer = SimpleNamespace(
-        **{column.key: row[f"view_customer_{column.name}"] for column in _CUSTOMERS.c}
-    )
-    invoice.wallet = SimpleNamespace(wallet_id=row["view_wallet_id"])
-    return cast(Invoice, invoice)
+async def list_invoices(
+    db: Database, business_pk: int, where: InvoiceFilter, page: Page
+) -> tuple[int, list[Invoice]]:
+    """How many of the business's invoices match, and the page asked for, newest first."""
+    async with db.read() as session:
+        return await repository.invoices_page(session, business_pk, where, page.offset, page.size)

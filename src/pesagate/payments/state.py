@@ -1,14 +1,12 @@
 """The invoice state machine (SPEC section 5). Every transition happens on a locked row, in
 the transaction that also writes what the transition causes."""
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from pesagate import metrics
+from pesagate.db import AsyncSession
 from pesagate.kit.clock import utc_now
-from pesagate.ledger.service import post_collection
+from pesagate.ledger.postings import post_collection
 from pesagate.models import Invoice, InvoiceState
-from pesagate.webhooks.emit import collection_event
+from pesagate.payments.events import collection_event
 from pesagate.worker.jobs import cancel
 
 PENDING, PROCESSING, COMPLETE, FAILED = (
@@ -35,15 +33,8 @@ def reconcile_job_key(invoice_pk: int) -> str:
     return f"reconcile:{invoice_pk}"
 
 
-async def lock_invoice(session: AsyncSession, **where: object) -> Invoice | None:
-    """The invoice row, locked until the transaction ends (`FOR UPDATE`; on SQLite the write
-    lock of `Database.transaction` serialises instead)."""
-    statement = select(Invoice).filter_by(**where).with_for_update(of=Invoice)
-    return await session.scalar(statement.execution_options(populate_existing=True))
-
-
 def can_move(invoice: Invoice, target: InvoiceState) -> bool:
-    return target in ALLOWED[InvoiceState(invoice.state)]
+    return target in ALLOWED[invoice.state]
 
 
 async def mark_processing(session: AsyncSession, invoice: Invoice) -> bool:
@@ -66,7 +57,8 @@ async def complete(session: AsyncSession, invoice: Invoice, receipt: str | None)
     invoice.failed_reason = None
     invoice.completed_at = utc_now()
     await cancel(session, reconcile_job_key(invoice.id))
-    await post_collection(session, invoice)  # sets clearing_status
+    if (cleared := await post_collection(session, invoice)) is not None:
+        invoice.clearing_status = cleared
     await _changed(session, invoice)
     return True
 

@@ -13,16 +13,14 @@ from datetime import timedelta
 from enum import StrEnum
 
 import structlog
-from sqlalchemy import exists, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate import metrics
 from pesagate.db import Database
 from pesagate.kit.clock import utc_now
-from pesagate.models import Invoice
+from pesagate.models import Invoice, QueryKind
 from pesagate.mpesa.client import DarajaClient
 from pesagate.mpesa.statement import StatementError, StatementLine
-from pesagate.payments import state
+from pesagate.payments import repository, state
 
 log = structlog.get_logger("pesagate.reconcile")
 
@@ -53,12 +51,15 @@ async def check_statement(db: Database, daraja: DarajaClient, invoice: Invoice) 
     metrics.DARAJA_CALLS.labels("pull_transactions", type(statement).__name__).inc()
     if isinstance(statement, StatementError):
         check = StatementCheck.UNKNOWN
+        await remember_query(db, invoice.id, QueryKind.STATEMENT, check.value, "unreadable")
     else:
         candidates = [line for line in statement.lines if matches(invoice, line)]
         if candidates:
             check = await settle(db, invoice.id, candidates)
         else:
             check = StatementCheck.ABSENT if statement.complete else StatementCheck.UNKNOWN
+            detail = f"{len(statement.lines)} line(s), none of this payment"
+            await remember_query(db, invoice.id, QueryKind.STATEMENT, check.value, detail)
     metrics.STATEMENT_CHECKS.labels(check.value).inc()
     log.info("statement checked", invoice_id=invoice.invoice_id, outcome=check.value)
     return check
@@ -69,18 +70,28 @@ async def settle(
 ) -> StatementCheck:
     """Complete the invoice with the first candidate whose receipt no other invoice holds."""
     async with db.transaction() as session:
-        invoice = await state.lock_invoice(session, id=invoice_pk)
+        invoice = await repository.lock_invoice(session, id=invoice_pk)
         assert invoice is not None
         for line in candidates:
-            if await receipt_taken(session, line.receipt, invoice_pk):
+            if await repository.receipt_taken(session, line.receipt, invoice_pk):
                 log.warning("statement receipt already used", invoice_id=invoice.invoice_id)
                 continue
             changed = await state.complete(session, invoice, line.receipt)
+            detail = f"receipt {line.receipt}"
+            repository.record_query(
+                session, invoice_pk, QueryKind.STATEMENT, "SETTLED", None, detail
+            )
             log.info("completed from the statement", invoice_id=invoice.invoice_id, changed=changed)
             return StatementCheck.SETTLED
+        detail = "its receipts belong to other invoices"
+        repository.record_query(session, invoice_pk, QueryKind.STATEMENT, "ABSENT", None, detail)
     return StatementCheck.ABSENT
 
 
-async def receipt_taken(session: AsyncSession, receipt: str, invoice_pk: int) -> bool:
-    query = select(exists().where(Invoice.mpesa_reference == receipt, Invoice.id != invoice_pk))
-    return bool(await session.scalar(query))
+async def remember_query(
+    db: Database, invoice_pk: int, kind: QueryKind, answer: str, detail: str | None = None
+) -> None:
+    """An answer that changed nothing is kept too (in a transaction of its own): the payment's
+    timeline shows every question asked."""
+    async with db.transaction() as session:
+        repository.record_query(session, invoice_pk, kind, answer, None, detail)

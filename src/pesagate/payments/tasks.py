@@ -7,7 +7,10 @@ With Pull Transactions enabled, M-Pesa's statement settles what a query cannot: 
 whose CheckoutRequestID was never learnt (a lost push response, or a crash before it was
 stored) is looked up on every run, and any invoice is looked up once more before `NO_RESULT`.
 An unreadable statement postpones `NO_RESULT` (up to `STATEMENT_PATIENCE` x `reconcile_max_s`):
-it says nothing about whether the customer paid."""
+it says nothing about whether the customer paid. So does a success callback held for
+confirmation: it is M-Pesa's query (or statement) that credits it, never the callback alone,
+and a FAILED invoice with such a callback is queried too (FAILED -> COMPLETE only on M-Pesa's
+own answer)."""
 
 from datetime import timedelta
 
@@ -17,11 +20,12 @@ from pesagate import metrics
 from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.kit.clock import utc_now
-from pesagate.models import Invoice, InvoiceState
+from pesagate.models import Invoice, InvoiceState, QueryKind
 from pesagate.mpesa.client import DarajaClient, QueryFinal
-from pesagate.payments import state
-from pesagate.payments.callbacks import confirmed_receipt
-from pesagate.payments.statement import StatementCheck, check_statement
+from pesagate.payments import repository, state
+from pesagate.payments.callbacks import held_success_receipt
+from pesagate.payments.receipts import ask_about_receipt
+from pesagate.payments.statement import StatementCheck, check_statement, remember_query
 from pesagate.worker.runner import ClaimedJob, RunAgainAt
 
 log = structlog.get_logger("pesagate.reconcile")
@@ -34,6 +38,7 @@ MIN_TRIES_BEFORE_NO_RESULT = 3
 STATEMENT_PATIENCE = 2
 NO_RESULT_REASON = "M-Pesa gave no final result in time; a late success still completes it."
 UNREAD_STATEMENT_REASON = "M-Pesa gave no final result in time and its statement could not be read."
+UNCONFIRMED_REASON = "A success callback could not be confirmed with M-Pesa in time."
 
 
 class Reconciler:
@@ -43,14 +48,24 @@ class Reconciler:
         self.settings = settings
 
     async def __call__(self, job: ClaimedJob) -> RunAgainAt | None:
-        async with self.db.read() as session:
-            invoice = await session.get(Invoice, int(job.payload["invoice_pk"]))
-        if invoice is None or invoice.state in (InvoiceState.COMPLETE, InvoiceState.FAILED):
+        async with self.db.read(snapshot=True) as session:
+            invoice = await repository.invoice_by_pk(session, int(job.payload["invoice_pk"]))
+            held_success = invoice is not None and await repository.holds_success(
+                session, invoice.id
+            )
+        if invoice is None or invoice.state == InvoiceState.COMPLETE:
+            return None
+        if invoice.state == InvoiceState.FAILED and not held_success:
             return None
         if invoice.checkout_request_id is not None and await self._settled_by_query(invoice):
             return None
+        if held_success and self.settings.transaction_status_enabled:
+            # M-Pesa's word by receipt: its Result completes the invoice (payments/receipts.py).
+            await ask_about_receipt(self.db, self.daraja, self.settings, invoice)
         giving_up = self._gave_up(invoice) and job.attempts >= MIN_TRIES_BEFORE_NO_RESULT
         reason = NO_RESULT_REASON
+        if held_success and giving_up:
+            giving_up, reason = self._statement_overdue(invoice), UNCONFIRMED_REASON
         if self._wants_statement(invoice, giving_up):
             check = await check_statement(self.db, self.daraja, invoice)
             if check is StatementCheck.SETTLED:
@@ -71,6 +86,7 @@ class Reconciler:
             await self._apply(invoice.id, answer)
             return True
         log.info("query not final", invoice_id=invoice.invoice_id, answer=type(answer).__name__)
+        await remember_query(self.db, invoice.id, QueryKind.STK_QUERY, type(answer).__name__)
         return False
 
     def _wants_statement(self, invoice: Invoice, giving_up: bool) -> bool:
@@ -96,11 +112,19 @@ class Reconciler:
 
     async def _apply(self, invoice_pk: int, answer: QueryFinal) -> None:
         async with self.db.transaction() as session:
-            invoice = await state.lock_invoice(session, id=invoice_pk)
+            invoice = await repository.lock_invoice(session, id=invoice_pk)
             assert invoice is not None
+            repository.record_query(
+                session,
+                invoice_pk,
+                QueryKind.STK_QUERY,
+                "QueryFinal",
+                answer.result_code,
+                answer.result_desc,
+            )
             if answer.result_code == "0":
                 # A query carries no receipt; a success callback held for confirmation does.
-                receipt = await confirmed_receipt(session, invoice_pk)
+                receipt = await held_success_receipt(session, invoice)
                 changed = await state.complete(session, invoice, receipt)
             else:
                 changed = await state.fail(session, invoice, answer.result_code, answer.result_desc)
@@ -110,7 +134,7 @@ class Reconciler:
 
     async def _no_result(self, invoice_pk: int, reason: str) -> None:
         async with self.db.transaction() as session:
-            invoice = await state.lock_invoice(session, id=invoice_pk)
+            invoice = await repository.lock_invoice(session, id=invoice_pk)
             assert invoice is not None
             changed = await state.fail(session, invoice, state.NO_RESULT_CODE, reason)
         log.warning("invoice failed without result", invoice_pk=invoice_pk, changed=changed)

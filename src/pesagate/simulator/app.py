@@ -1,21 +1,25 @@
 """The simulator as an ASGI app: standalone (`pesagate simulator`) or mounted at `/sim`."""
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from pesagate import __version__
 from pesagate.kit.asgi import TransportAwareFastAPI
-from pesagate.simulator import control, daraja, phone, statement
+from pesagate.simulator import control, daraja, initiator_api, phone, statement
 from pesagate.simulator.engine import Simulator
 from pesagate.simulator.settings import SimulatorSettings
 
 
-def create_simulator_app(settings: SimulatorSettings | None = None) -> TransportAwareFastAPI:
+def create_simulator_app(
+    settings: SimulatorSettings | None = None, clock: Callable[[], float] = time.monotonic
+) -> TransportAwareFastAPI:
     """Build the simulator. When mounted inside another app, that app's lifespan must call
-    `app.state.simulator.aclose()` on shutdown (Starlette does not run a mount's lifespan)."""
-    simulator = Simulator(settings or SimulatorSettings())
+    `app.state.simulator.aclose()` on shutdown (Starlette does not run a mount's lifespan).
+    `clock`: monotonic seconds for token lifetimes and the Rule 17 window."""
+    simulator = Simulator(settings or SimulatorSettings(), clock)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -31,6 +35,8 @@ def create_simulator_app(settings: SimulatorSettings | None = None) -> Transport
     app.state.simulator = simulator
     app.include_router(daraja.router)
     app.include_router(statement.router)
+    app.include_router(initiator_api.router)
     app.include_router(control.router)
+    app.include_router(initiator_api.control_router)
     app.include_router(phone.router)
     return app

@@ -1,15 +1,53 @@
-"""The control API (sandbox only): M-Pesa's ground truth, faults and scripted customers."""
+"""The control API (sandbox only): M-Pesa's ground truth, faults and scripted customers.
 
+It shows every merchant's payments and callback URLs and can reset or break the simulator, so
+it answers only callers on this host (loopback: the tests, the dashboard in a local browser)
+or callers with `Authorization: Bearer <PESAGATE_SIM_CONTROL_TOKEN>`. Behind a reverse proxy
+on the same host, the proxy must pass X-Forwarded-For (uvicorn trusts it from 127.0.0.1), or
+every caller looks local."""
+
+import hmac
+from ipaddress import ip_address
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from pesagate.kit.phones import is_safaricom_msisdn
 from pesagate.simulator.daraja import simulator_of
 from pesagate.simulator.scenarios import parse_outcome
 from pesagate.simulator.state import CustomerScript, FaultProfile, TxState
 
-router = APIRouter(prefix="/control", tags=["Control"])
+
+async def control_access(request: Request) -> None:
+    if _has_control_token(request) or _is_local(request):
+        return
+    raise HTTPException(
+        403,
+        "The control API answers callers on this host, or with the bearer token set in "
+        "PESAGATE_SIM_CONTROL_TOKEN.",
+    )
+
+
+def _has_control_token(request: Request) -> bool:
+    expected = simulator_of(request).settings.control_token
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return bool(
+        expected
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(token.strip().encode(), expected.encode())
+    )
+
+
+def _is_local(request: Request) -> bool:
+    if request.client is None:
+        return True  # a Unix socket: only this host can connect
+    try:
+        return ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+router = APIRouter(prefix="/control", tags=["Control"], dependencies=[Depends(control_access)])
 
 
 @router.get("/transactions", summary="Every transaction M-Pesa accepted, newest first")
@@ -90,10 +128,21 @@ async def script_customer(request: Request, msisdn: str, script: CustomerScript)
     return simulator_of(request).script_customer(msisdn, script).as_dict()
 
 
+@router.post(
+    "/customers/{msisdn}/release",
+    summary="Stop holding a subscriber: the open prompt goes on as scripted",
+)
+async def release_customer(request: Request, msisdn: str) -> dict[str, Any]:
+    _check_msisdn(msisdn)
+    return simulator_of(request).release_customer(msisdn).as_dict()
+
+
 @router.get("/settings", summary="The simulator's settings (credentials left out)")
 async def get_settings(request: Request) -> dict[str, Any]:
     settings = simulator_of(request).settings
-    return settings.model_dump(exclude={"consumer_secret", "passkey"})
+    return settings.model_dump(
+        exclude={"consumer_secret", "passkey", "control_token", "initiator_password"}
+    )
 
 
 @router.post("/tokens/revoke", summary="Invalidate every access token (clients must refresh)")

@@ -12,6 +12,7 @@ import contextlib
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from pesagate.mpesa.protocol import (
 )
 from pesagate.simulator import ids
 from pesagate.simulator.callbacks import CallbackSender, callback_text
+from pesagate.simulator.initiator import Acknowledgement, InitiatorDesk, InitiatorRequest
 from pesagate.simulator.scenarios import INSUFFICIENT_BALANCE_MSISDN, draw_plan, push_refused
 from pesagate.simulator.settings import SimulatorSettings
 from pesagate.simulator.state import (
@@ -65,13 +67,20 @@ class PushOutcome:
 
 
 class Simulator:
-    def __init__(self, settings: SimulatorSettings) -> None:
+    def __init__(
+        self, settings: SimulatorSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """`clock`: monotonic seconds, for token lifetimes and the Rule 17 window (tests pass
+        a clock they move by hand)."""
         self.settings = settings
+        self.clock = clock
         self.callbacks = CallbackSender(
             settings.callback_timeout_s, settings.callback_max_connections
         )
-        self._tokens: dict[str, float] = {}  # access token -> monotonic expiry
+        self._tokens: dict[str, float] = {}  # access token -> expiry on `clock`
         self._tasks: set[asyncio.Task[None]] = set()
+        # Reversal and Transaction Status; its key pair outlives resets.
+        self.initiator = InitiatorDesk(settings)
         self._init_state(FaultProfile(seed=settings.seed))
 
     def _init_state(self, faults: FaultProfile) -> None:
@@ -83,6 +92,7 @@ class Simulator:
         self._open_by_phone: dict[str, str] = {}
         # The statement: successful payments in the order they were made (Pull Transactions).
         self.paid: list[SimTransaction] = []
+        self.by_receipt: dict[str, SimTransaction] = {}
         self.pull_registrations: dict[str, dict[str, str]] = {}  # shortcode -> registration
 
     # ---------------------------------------------------------------- OAuth
@@ -97,7 +107,7 @@ class Simulator:
         if not self._credentials_match(encoded.strip()):
             raise BadCredentials
         token = ids.access_token()
-        now = time.monotonic()
+        now = self.clock()
         if len(self._tokens) > 10_000:
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
         self._tokens[token] = now + self.settings.token_ttl_s
@@ -114,7 +124,7 @@ class Simulator:
     def check_token(self, authorization: str | None) -> None:
         scheme, _, token = (authorization or "").partition(" ")
         expiry = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
-        if expiry is None or expiry <= time.monotonic():
+        if expiry is None or expiry <= self.clock():
             raise DarajaError(404, ErrorCode.INVALID_TOKEN, INVALID_TOKEN_MESSAGE)
 
     def revoke_tokens(self) -> int:
@@ -214,6 +224,8 @@ class Simulator:
     # ---------------------------------------------------------------- the customer
     async def _run_customer(self, tx: SimTransaction) -> None:
         plan = tx.plan
+        if plan.held:
+            await tx.released.wait()
         waits_for_ttl = plan.behaviour in (Behaviour.NO_ANSWER, Behaviour.INTERACTIVE)
         timeout_s = self.settings.prompt_ttl_s
         if not waits_for_ttl:
@@ -250,7 +262,7 @@ class Simulator:
     def _charge(self, tx: SimTransaction) -> int:
         customer = self.customer(tx.phone_number)
         amount_cents = tx.amount * 100
-        now = time.monotonic()
+        now = self.clock()
         if self.settings.rule_17 and any(
             amount == amount_cents and now - at < self.settings.rule_17_window_s
             for at, amount in customer.recent_payments
@@ -295,6 +307,7 @@ class Simulator:
             tx.receipt = ids.mpesa_receipt(tx.rng, now)
             tx.transaction_date = now
             self.paid.append(tx)
+            self.by_receipt[tx.receipt] = tx
             self._record_sms(tx)
         tx.callback_text = callback_text(tx)
         if self._open_by_phone.get(tx.phone_number) == tx.checkout_request_id:
@@ -362,6 +375,35 @@ class Simulator:
             "ResultDesc": result_desc,
         }
 
+    # ---------------------------------------------------------------- initiator APIs
+    async def reverse(self, body: dict[str, Any]) -> Acknowledgement:
+        """A Reversal request: processed now, its Result sent as the faults decide."""
+        request = self.initiator.reverse(body, self.by_receipt, self.faults, self.seed)
+        self._refund_customer(request)
+        return await self._acknowledge(request)
+
+    async def transaction_status(self, body: dict[str, Any]) -> Acknowledgement:
+        request = self.initiator.status(body, self.by_receipt, self.faults, self.seed)
+        return await self._acknowledge(request)
+
+    def portal_reversal(self, tx: SimTransaction) -> InitiatorRequest:
+        request = self.initiator.portal_reversal(tx)
+        self._refund_customer(request)
+        return request
+
+    def _refund_customer(self, request: InitiatorRequest) -> None:
+        original = self.by_receipt.get(request.transaction_id)
+        if request.reversed_money and original is not None:
+            self.customer(original.phone_number).balance_cents += original.amount * 100
+
+    async def _acknowledge(self, request: InitiatorRequest) -> Acknowledgement:
+        # Held: processed already, but neither answered nor reported until released (a Result
+        # that overtook the answer would settle what a test wants to watch while it waits).
+        if self.initiator.hold_acknowledgements:
+            await self.initiator.released.wait()
+        self._spawn(self.initiator.deliver(request, self.settings.initiator_late_s))
+        return self.initiator.acknowledgement(request)
+
     # ---------------------------------------------------------------- control
     def set_faults(self, faults: FaultProfile) -> None:
         if faults.seed is None:
@@ -384,10 +426,21 @@ class Simulator:
             customer.response_lost = bool(script.response_lost)
         if "callback_lost" in fields:
             customer.callback_lost = bool(script.callback_lost)
+        if "hold" in fields:
+            customer.hold = bool(script.hold)
+        return customer
+
+    def release_customer(self, msisdn: str) -> Customer:
+        """Stop holding this customer's prompts, and let the open one go on."""
+        customer = self.customer(msisdn)
+        customer.hold = False
+        if (tx := self.open_prompt(msisdn)) is not None:
+            tx.released.set()
         return customer
 
     async def reset(self) -> None:
         await self._cancel_tasks()
+        self.initiator.reset()
         self._init_state(FaultProfile(seed=self.settings.seed))
 
     def _spawn(self, coroutine: Any) -> None:
@@ -411,3 +464,4 @@ class Simulator:
     async def aclose(self) -> None:
         await self._cancel_tasks()
         await self.callbacks.aclose()
+        await self.initiator.aclose()

@@ -46,7 +46,7 @@ def parse_outcome(outcome: str | int) -> tuple[Behaviour, int | None]:
     text = str(outcome).strip().lower()
     if text in NAMED_OUTCOMES:
         return NAMED_OUTCOMES[text]
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         code = int(text)
         return (Behaviour.APPROVE, None) if code == 0 else (Behaviour.FIXED, code)
     raise ValueError(f"unknown outcome {outcome!r}; use one of {sorted(NAMED_OUTCOMES)} or a code")
@@ -93,6 +93,8 @@ def draw_plan(
         plan = replace(plan, response_lost=True)
     if customer.callback_lost:
         plan = replace(plan, callback_copies=0)
+    if customer.hold:
+        plan = replace(plan, held=True)
     return plan
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pesagate.kit.sandbox import SANDBOX_INITIATOR, SANDBOX_INITIATOR_PASSWORD
 from pesagate.mpesa.protocol import SANDBOX_PASSKEY
 
 __all__ = ["SANDBOX_PASSKEY", "SimulatorSettings"]
@@ -43,6 +44,21 @@ class SimulatorSettings(BaseSettings):
     callback_max_connections: int = Field(64, gt=0)
     statement_page_size: int = Field(100, gt=0, description="Pull Transactions rows per page")
     organization_name: str = "pesagate simulator"  # `organizationname` of statement lines
+    # Reversal and Transaction Status (simulator/initiator.py)
+    initiator_name: str = SANDBOX_INITIATOR
+    initiator_password: str = SANDBOX_INITIATOR_PASSWORD
+    credential_lock_after: int = Field(3, ge=1, description="2001s in a row before 8006")
+    initiator_result_delay_s: float = Field(0.5, ge=0, description="before a Result is sent")
+    initiator_late_s: float = Field(30.0, ge=0, description="when a late Result is sent")
+    initiator_result_code: Literal["number", "string"] = Field(
+        "number", description="numeric ResultCodes as JSON numbers, or every code as a string"
+    )
+    initiator_single_parameter: bool = Field(
+        False, description="ResultParameter as one object (the first) instead of a list"
+    )
+    control_token: str | None = Field(
+        None, description="bearer token for the control API from other hosts; loopback needs none"
+    )
 
     @model_validator(mode="after")
     def _delay_range_ordered(self) -> "SimulatorSettings":

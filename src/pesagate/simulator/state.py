@@ -45,6 +45,7 @@ class Plan:
     response_lost: bool = False  # accept the push, then drop the connection before answering
     forced_pending_queries: int = 0  # this many queries answer "being processed" whatever
     query_pending_rate: float = 0.0  # each further query answers "being processed" this often
+    held: bool = False  # the customer waits for a release before anything else
 
 
 @dataclass(slots=True, eq=False)
@@ -70,11 +71,13 @@ class SimTransaction:
     transaction_date: datetime | None = None  # Nairobi time of a successful payment
     finalized_at: datetime | None = None
     queries: int = 0
+    reversal_receipt: str | None = None  # the receipt of the reversal that gave it back
     callbacks_sent: int = 0
     callbacks_answered: int = 0
     callback_text: str | None = None  # the exact JSON text of the result callback
     last_callback_text: str | None = None  # the last body actually POSTed
     customer_action: "asyncio.Future[str] | None" = None  # set by the virtual phone page
+    released: asyncio.Event = field(default_factory=asyncio.Event)  # ends a held plan's wait
 
     def as_control_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +96,7 @@ class SimTransaction:
             "result_code": self.result_code,
             "result_desc": self.result_desc,
             "receipt": self.receipt,
+            "reversal_receipt": self.reversal_receipt,
             "queries": self.queries,
             "callbacks_sent": self.callbacks_sent,
             "callbacks_answered": self.callbacks_answered,
@@ -112,6 +116,7 @@ class Customer:
     delay_s: float | None = None
     response_lost: bool = False  # scripted: every push's response is dropped
     callback_lost: bool = False  # scripted: no callback is ever sent
+    hold: bool = False  # scripted: each prompt waits for a release before the customer acts
     last_checkout_id: str | None = None
     recent_payments: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=20))
     messages: deque[str] = field(default_factory=lambda: deque(maxlen=10))
@@ -124,6 +129,7 @@ class Customer:
             "delay_s": self.delay_s,
             "response_lost": self.response_lost,
             "callback_lost": self.callback_lost,
+            "hold": self.hold,
             "messages": list(self.messages),
         }
 
@@ -140,6 +146,15 @@ class FaultProfile(BaseModel):
     push_response_lost: float = Field(0.0, ge=0, le=1)
     query_pending: float = Field(0.0, ge=0, le=1)
     statement_error: float = Field(0.0, ge=0, le=1)  # Pull Transactions answers spike arrest
+    # Reversal and Transaction Status (simulator/initiator.py): what happens to the Result.
+    # A lost acknowledgement (`reversal_response_lost`) still processes the reversal; a queue
+    # timeout does not (a timeout notice goes to the QueueTimeOutURL instead).
+    reversal_result_lost: float = Field(0.0, ge=0, le=1)
+    reversal_result_duplicate: float = Field(0.0, ge=0, le=1)
+    reversal_result_late: float = Field(0.0, ge=0, le=1)
+    reversal_queue_timeout: float = Field(0.0, ge=0, le=1)
+    reversal_response_lost: float = Field(0.0, ge=0, le=1)
+    status_result_lost: float = Field(0.0, ge=0, le=1)
 
 
 class CustomerScript(BaseModel):
@@ -156,3 +171,8 @@ class CustomerScript(BaseModel):
         None, description="drop every push response (the push is still accepted)"
     )
     callback_lost: bool | None = Field(None, description="never send a result callback")
+    hold: bool | None = Field(
+        None,
+        description="each prompt waits for `POST /control/customers/{msisdn}/release` before "
+        "the customer starts to act (a test sees the push answered before any result)",
+    )

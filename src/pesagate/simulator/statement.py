@@ -140,7 +140,7 @@ def statement_line(tx: SimTransaction, organization: str) -> dict[str, Any]:
 def _known_shortcode(sim: Simulator, value: object) -> str:
     """A paybill, or a buy-goods store (its till number names the same statement)."""
     text = str(value).strip() if isinstance(value, (str, int)) else ""
-    if not text.isdigit() or not 5 <= len(text) <= 7:
+    if not (text.isascii() and text.isdigit()) or not 5 <= len(text) <= 7:
         raise invalid("ShortCode")
     settings = sim.settings
     if text == settings.till_number:
@@ -165,7 +165,7 @@ def _registration(body: dict[str, Any]) -> dict[str, str]:
 
 
 def _date(value: object, field: str) -> datetime:
-    if isinstance(value, str):
+    if isinstance(value, str) and value.isascii():  # strptime's %d takes any script's digits
         for date_format in _DATE_FORMATS:
             try:
                 return datetime.strptime(value.strip(), date_format).replace(tzinfo=NAIROBI)
@@ -178,7 +178,7 @@ def _offset(value: object) -> int:
     if isinstance(value, bool):
         raise invalid("OffSetValue")
     text = str(value).strip() if isinstance(value, (str, int)) else ""
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise invalid("OffSetValue")
     return int(text)
 

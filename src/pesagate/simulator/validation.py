@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 from pesagate.kit.phones import is_safaricom_msisdn
 from pesagate.mpesa.protocol import AMOUNT_MAX_KES, TIMESTAMP_FORMAT, ErrorCode, TransactionType
 
-_DIGITS = re.compile(r"^\d{5,7}$")
+# ASCII digits only, as on the real service: int() and str.isdigit() take any script's digits.
+_DIGITS = re.compile(r"[0-9]{5,7}", re.ASCII)
+_WHOLE_AMOUNT = re.compile(r"([0-9]{1,9})(?:\.0*)?", re.ASCII)
 ACCOUNT_REFERENCE_MAX = 12
 TRANSACTION_DESC_MAX = 13
 
@@ -102,7 +104,7 @@ def _as_digit_string(value: object) -> str | None:
         return None
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return value.strip()
     return None
 
@@ -145,10 +147,10 @@ def _amount(value: object) -> int:
     if isinstance(value, bool):
         raise invalid("Amount")
     if isinstance(value, str):
-        try:
-            value = float(value) if "." in value else int(value)
-        except ValueError:
-            raise invalid("Amount") from None
+        whole = _WHOLE_AMOUNT.fullmatch(value.strip())
+        if whole is None:
+            raise invalid("Amount")
+        value = int(whole.group(1))
     if isinstance(value, float):
         if not value.is_integer():
             raise invalid("Amount")

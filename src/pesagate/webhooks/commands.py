@@ -1,23 +1,20 @@
 """`pesagate webhook add|list|remove|test`."""
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pesagate.commands import console, err_console, load_settings, prepare_schema, run
+from pesagate.commands import console, err_console, load_settings, with_database
+from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.errors import ApiError
-from pesagate.kit.clock import utc_now
-from pesagate.merchants.service import find_business
-from pesagate.models import Topic, WebhookEndpoint
 from pesagate.webhooks import service
-from pesagate.webhooks.delivery import AttemptResult, Deliverer
-from pesagate.webhooks.emit import add_event
 from pesagate.webhooks.schemas import EndpointCreate
+
+if TYPE_CHECKING:
+    from pesagate.webhooks.delivery import AttemptResult
 
 T = TypeVar("T")
 webhook_app = typer.Typer(help="Webhook endpoints.", no_args_is_help=True)
@@ -30,6 +27,7 @@ def add(
     challenge: Annotated[str, typer.Option(help="Echoed in every payload, to recognise us.")],
     collection: Annotated[bool, typer.Option(help="collection_event")] = True,
     wallet_transfer: Annotated[bool, typer.Option(help="wallet_transfer_event")] = False,
+    reversal: Annotated[bool, typer.Option(help="reversal_event (refunds)")] = False,
 ) -> None:
     """Add an endpoint; prints its id and signing secret (shown only now)."""
     settings = load_settings()
@@ -38,21 +36,12 @@ def add(
         challenge=challenge,
         collection_event=collection,
         wallet_transfer_event=wallet_transfer,
+        reversal_event=reversal,
     )
-
-    async def go() -> WebhookEndpoint:
-        await prepare_schema(settings)
-        db = Database(settings.database_url)
-        try:
-            async with db.transaction() as session:
-                business = await find_business(session, merchant)
-                return await service.create_endpoint(
-                    session, business.id, request, live=settings.env == "live"
-                )
-        finally:
-            await db.dispose()
-
-    endpoint = _or_exit(go)
+    live = settings.env == "live"
+    endpoint = _or_exit(
+        lambda db: service.add_merchant_endpoint(db, merchant, request, live), settings
+    )
     console.print(
         f"[bold]id[/]: {endpoint.public_id}\n[bold]signing_secret[/]: {endpoint.signing_secret}"
     )
@@ -63,28 +52,9 @@ def list_endpoints(
     merchant: Annotated[str, typer.Argument(help="business_id or exact name")],
 ) -> None:
     """A merchant's endpoints."""
-    settings = load_settings()
-
-    async def go() -> list[WebhookEndpoint]:
-        await prepare_schema(settings)
-        db = Database(settings.database_url)
-        try:
-            async with db.read() as session:
-                business = await find_business(session, merchant)
-                rows = await session.scalars(
-                    select(WebhookEndpoint)
-                    .where(
-                        WebhookEndpoint.business_id == business.id,
-                        WebhookEndpoint.deleted_at.is_(None),
-                    )
-                    .order_by(WebhookEndpoint.id)
-                )
-                return list(rows)
-        finally:
-            await db.dispose()
-
+    endpoints = _or_exit(lambda db: service.merchant_endpoints(db, merchant))
     table = Table("id", "endpoint", "active", "topics", "failures")
-    for endpoint in _or_exit(go):
+    for endpoint in endpoints:
         topics = [flag for flag in service.FLAGS if getattr(endpoint, flag)]
         table.add_row(
             endpoint.public_id,
@@ -99,48 +69,29 @@ def list_endpoints(
 @webhook_app.command("remove")
 def remove(webhook_id: str) -> None:
     """Remove an endpoint (its event log stays)."""
-    settings = load_settings()
-
-    async def go() -> None:
-        await prepare_schema(settings)
-        db = Database(settings.database_url)
-        try:
-            async with db.transaction() as session:
-                endpoint = await _endpoint(session, webhook_id)
-                service.delete_endpoint(endpoint)
-        finally:
-            await db.dispose()
-
-    _or_exit(go)
+    if not _or_exit(lambda db: service.remove_endpoint(db, webhook_id)):
+        _no_such_endpoint(webhook_id)
     console.print(f"removed {webhook_id}")
 
 
 @webhook_app.command("test")
 def test(webhook_id: str) -> None:
     """Send a signed test event now, once, and show what the endpoint answered."""
+    from pesagate.webhooks.delivery import Deliverer  # its HTTP stack: only this command's
+
     settings = load_settings()
 
-    async def go() -> AttemptResult | None:
-        await prepare_schema(settings)
-        db = Database(settings.database_url)
+    async def send(db: Database) -> "AttemptResult | None":
+        event = await service.add_test_event(db, webhook_id)
+        if event is None:
+            _no_such_endpoint(webhook_id)
         deliverer = Deliverer(db, settings)
         try:
-            async with db.transaction() as session:
-                endpoint = await _endpoint(session, webhook_id)
-                resource = {
-                    "topic": Topic.TEST.value,
-                    "message": "pesagate test event",
-                    "sent_at": utc_now().isoformat(),
-                }
-                event = await add_event(
-                    session, endpoint, Topic.TEST, f"test:{endpoint.id}", resource
-                )
             return await deliverer.attempt_once(event.id)
         finally:
             await deliverer.aclose()
-            await db.dispose()
 
-    result = _or_exit(go)
+    result = _or_exit(send, settings)
     if result is None or not result.ok:
         detail = result.error if result else "the endpoint is disabled"
         err_console.print(f"[red]not delivered[/]: {detail}")
@@ -148,21 +99,14 @@ def test(webhook_id: str) -> None:
     console.print(f"[green]delivered[/]: HTTP {result.status_code} in {result.duration_ms} ms")
 
 
-async def _endpoint(session: AsyncSession, webhook_id: str) -> WebhookEndpoint:
-    endpoint = await session.scalar(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.public_id == webhook_id, WebhookEndpoint.deleted_at.is_(None)
-        )
-    )
-    if endpoint is None:
-        err_console.print(f"[red]No webhook {webhook_id}.[/]")
-        raise typer.Exit(1)
-    return endpoint
+def _no_such_endpoint(webhook_id: str) -> NoReturn:
+    err_console.print(f"[red]No webhook {webhook_id}.[/]")
+    raise typer.Exit(1)
 
 
-def _or_exit(make: Callable[[], Awaitable[T]]) -> T:
+def _or_exit(work: Callable[[Database], Awaitable[T]], settings: Settings | None = None) -> T:
     try:
-        return run(make())
+        return with_database(work, settings)
     except ApiError as exc:
         err_console.print(f"[red]{exc.body()}[/]")
         raise typer.Exit(1) from None

@@ -5,16 +5,24 @@ Each event has a job. A run of the job makes one attempt: it marks the event PRO
 commits, POSTs, then records the attempt and the outcome. A worker killed in between leaves
 the job to run again when its lease ends, with the same `webhook-id`: the receiver may see an
 event twice (it deduplicates by `webhook-id`), never zero times.
+
+An attempt is bounded in time (connecting, sending and reading the answer all within
+`webhook_timeout_s`) and in memory: at most `RESPONSE_READ_LIMIT` bytes of the answer are read,
+undecoded, and the connection is dropped rather than drained. Each event's job runs in the lane
+of its endpoint, so one endpoint holds at most a share of the worker's slots.
 """
 
+import asyncio
 import random
+import socket
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 import structlog
-from sqlalchemy import exists, select
+from aiohttp.abc import AbstractResolver, ResolveResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
@@ -22,14 +30,24 @@ from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.kit.clock import utc_now
 from pesagate.models import EventStatus, WebhookAttempt, WebhookEndpoint, WebhookEvent
-from pesagate.webhooks.urls import PublicOnlyResolver, UnsafeDestination, check_destination
+from pesagate.webhooks import repository
+from pesagate.webhooks.emit import delivery_job_key
+from pesagate.webhooks.repository import SETTLED
+from pesagate.webhooks.urls import UnsafeDestination, check_destination, is_public_address
+from pesagate.worker.jobs import next_run, wake
 from pesagate.worker.runner import ClaimedJob, RunAgainAt
 
 log = structlog.get_logger("pesagate.webhooks")
 
-ORDER_WAIT_S = 1.0  # how soon to look again when an earlier event of the same key is unsettled
+# An event waiting for an earlier one of its key is woken when that one settles. It also looks
+# again by itself (a wake-up is missed when it comes while the waiting job runs): soon after
+# an attempt that just started, later the longer the attempt has lasted, and not before an
+# earlier event that is backing off tries again.
+ORDER_WAIT_MIN_S = 0.25
+ORDER_WAIT_MAX_S = 30.0
 USER_AGENT = "pesagate-webhooks/1"
-SETTLED = (EventStatus.DELIVERED, EventStatus.FAILED)
+RESPONSE_READ_LIMIT = 4096  # bytes of a receiver's answer read at most; the rest never is
+EXCERPT_CHARS = 1024  # of those, kept with the attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +55,7 @@ class AttemptResult:
     status_code: int | None
     duration_ms: int
     error: str | None
+    excerpt: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,6 +85,14 @@ class Deliverer:
         result = await self.post(prepared)
         return await self._record(event_pk, result, retry=True)
 
+    async def gave_up(self, session: AsyncSession, job: ClaimedJob, reason: str) -> None:
+        """The event's job died (errors, not answers: those have their own limit): the event
+        fails, so that later events of its key go on and it can be replayed."""
+        event = await repository.lock_event(session, int(job.payload["event_pk"]))
+        if event is not None and event.status not in SETTLED:
+            _settle_failed(event, f"Delivery stopped after repeated errors: {reason}")
+            await _wake_next(session, event)
+
     async def attempt_once(self, event_pk: int) -> AttemptResult | None:
         """One attempt now, no retries (`pesagate webhook test`)."""
         prepared = await self._begin(event_pk)
@@ -77,14 +104,16 @@ class Deliverer:
 
     async def _begin(self, event_pk: int) -> _Prepared | RunAgainAt | None:
         async with self.db.transaction() as session:
-            event = await _lock_event(session, event_pk)
+            event = await repository.lock_event(session, event_pk)
             if event is None or event.status in SETTLED:
                 return None
-            if await _earlier_unsettled(session, event):
-                return RunAgainAt(utc_now() + timedelta(seconds=ORDER_WAIT_S))
+            earlier = await repository.earlier_unsettled(session, event)
+            if earlier is not None:
+                return RunAgainAt(await _next_look(session, earlier))
             endpoint = event.endpoint
             if not endpoint.is_active or endpoint.deleted_at is not None:
                 _settle_failed(event, "The endpoint is disabled or deleted.")
+                await _wake_next(session, event)
                 return None
             event.status = EventStatus.PROCESSING
             event.attempts += 1
@@ -93,27 +122,35 @@ class Deliverer:
     async def post(self, prepared: _Prepared) -> AttemptResult:
         started = time.perf_counter()
         try:
-            await check_destination(prepared.url, self.live)
-            async with self._http().post(
-                prepared.url,
-                data=prepared.payload.encode(),
-                headers=_signed_headers(prepared),
-                allow_redirects=False,
-            ) as response:
-                await response.read()
-                status = response.status
+            # aiohttp's own timeout covers the request; this one the destination check too.
+            async with asyncio.timeout(self.settings.webhook_timeout_s):
+                await check_destination(prepared.url, self.live)
+                status, head = await self._send(prepared)
         except UnsafeDestination as exc:
             return AttemptResult(None, _ms_since(started), str(exc))
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             return AttemptResult(None, _ms_since(started), _describe(exc))
         error = None if 200 <= status < 300 else f"HTTP {status}"
-        return AttemptResult(status, _ms_since(started), error)
+        return AttemptResult(status, _ms_since(started), error, _excerpt(head))
+
+    async def _send(self, prepared: _Prepared) -> tuple[int, bytes]:
+        """POST and read the start of the answer; a longer answer's connection is closed."""
+        async with self._http().post(
+            prepared.url,
+            data=prepared.payload.encode(),
+            headers=_signed_headers(prepared),
+            allow_redirects=False,
+        ) as response:
+            head = await _read_head(response.content, RESPONSE_READ_LIMIT)
+            if not response.content.at_eof():
+                response.close()  # never drain the rest: it may be endless
+            return response.status, head
 
     async def _record(
         self, event_pk: int, result: AttemptResult, *, retry: bool
     ) -> RunAgainAt | None:
         async with self.db.transaction() as session:
-            event = await _lock_event(session, event_pk)
+            event = await repository.lock_event(session, event_pk)
             if event is None or event.status in SETTLED:
                 return None
             session.add(
@@ -122,17 +159,20 @@ class Deliverer:
                     status_code=result.status_code,
                     duration_ms=result.duration_ms,
                     error=result.error[:300] if result.error else None,
+                    response_excerpt=result.excerpt,
                 )
             )
-            endpoint = await _lock_endpoint(session, event.endpoint_id)
+            endpoint = await repository.lock_endpoint(session, event.endpoint_id)
             if result.ok:
                 event.status = EventStatus.DELIVERED
                 event.delivered_at = utc_now()
                 endpoint.failures_count = 0
+                await _wake_next(session, event)
                 return None
             self._count_failure(endpoint)
             if not retry or event.attempts >= self.settings.webhook_max_attempts:
                 _settle_failed(event, result.error or "delivery failed")
+                await _wake_next(session, event)
                 return None
             event.status = EventStatus.PENDING
             return RunAgainAt(utc_now() + timedelta(seconds=self._backoff_s(event.attempts)))
@@ -161,7 +201,11 @@ class Deliverer:
                 limit=100, resolver=PublicOnlyResolver() if self.live else None
             )
             timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=timeout,
+                auto_decompress=False,  # a compressed answer could expand past the read limit
+            )
         return self._session
 
     async def aclose(self) -> None:
@@ -175,6 +219,7 @@ def _signed_headers(prepared: _Prepared) -> dict[str, str]:
     signature = Webhook(prepared.secret).sign(prepared.message_id, now, prepared.payload)
     return {
         "content-type": "application/json",
+        "accept-encoding": "identity",
         "user-agent": USER_AGENT,
         "webhook-id": prepared.message_id,
         "webhook-timestamp": str(int(now.timestamp())),
@@ -182,41 +227,43 @@ def _signed_headers(prepared: _Prepared) -> dict[str, str]:
     }
 
 
-async def _lock_event(session: AsyncSession, event_pk: int) -> WebhookEvent | None:
-    statement = (
-        select(WebhookEvent).where(WebhookEvent.id == event_pk).with_for_update(of=WebhookEvent)
-    )
-    return await session.scalar(statement.execution_options(populate_existing=True))
+async def _next_look(session: AsyncSession, earlier: WebhookEvent) -> datetime:
+    now = utc_now()
+    if earlier.status == EventStatus.PROCESSING:  # an attempt in flight
+        wait_s = (now - earlier.updated_at).total_seconds()
+    else:  # waiting for its own next run (a retry's backoff, or its own wait)
+        run_at = await next_run(session, delivery_job_key(earlier.id))
+        # Running now (or gone): look again soon.
+        wait_s = 0.0 if run_at is None else (run_at - now).total_seconds()
+    return now + timedelta(seconds=min(max(wait_s, ORDER_WAIT_MIN_S), ORDER_WAIT_MAX_S))
 
 
-async def _lock_endpoint(session: AsyncSession, endpoint_pk: int) -> WebhookEndpoint:
-    # NO KEY UPDATE: does not block the KEY SHARE locks of new events referencing the endpoint.
-    statement = (
-        select(WebhookEndpoint)
-        .where(WebhookEndpoint.id == endpoint_pk)
-        .with_for_update(key_share=True)
-    )
-    endpoint = await session.scalar(statement.execution_options(populate_existing=True))
-    assert endpoint is not None
-    return endpoint
-
-
-async def _earlier_unsettled(session: AsyncSession, event: WebhookEvent) -> bool:
-    """Order: an event waits while an earlier one of its key, to its endpoint, is unsettled."""
-    earlier = select(
-        exists().where(
-            WebhookEvent.endpoint_id == event.endpoint_id,
-            WebhookEvent.ordering_key == event.ordering_key,
-            WebhookEvent.id < event.id,
-            WebhookEvent.status.not_in(SETTLED),
-        )
-    )
-    return bool(await session.scalar(earlier))
+async def _wake_next(session: AsyncSession, event: WebhookEvent) -> None:
+    """The next event of this one's key, waiting for it to settle, runs now."""
+    next_pk = await repository.next_unsettled_pk(session, event)
+    if next_pk is not None:
+        await wake(session, delivery_job_key(next_pk))
 
 
 def _settle_failed(event: WebhookEvent, reason: str) -> None:
     event.status = EventStatus.FAILED
     event.failure_reason = reason[:300]
+
+
+async def _read_head(content: aiohttp.StreamReader, limit: int) -> bytes:
+    head = bytearray()
+    while len(head) < limit:
+        chunk = await content.read(limit - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return bytes(head)
+
+
+def _excerpt(head: bytes) -> str | None:
+    # PostgreSQL text cannot hold NUL characters.
+    text = head.decode("utf-8", "replace").replace("\x00", "")[:EXCERPT_CHARS]
+    return text or None
 
 
 def _ms_since(started: float) -> int:
@@ -228,3 +275,23 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         text = "timed out"
     return f"{type(exc).__name__}: {text}"[:300]
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """An aiohttp resolver that refuses non-public addresses, so a DNS answer that changed
+    since the endpoint was saved cannot steer a delivery into the private network."""
+
+    def __init__(self) -> None:
+        self._resolver = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: Any = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._resolver.resolve(host, port, family)
+        for result in results:
+            if not is_public_address(result["host"]):
+                raise OSError(f"refusing to connect to non-public address {result['host']}")
+        return results
+
+    async def close(self) -> None:
+        await self._resolver.close()

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, PlainValidator
 
+from pesagate.kit.text import check_plain_text
 from pesagate.webhooks.urls import UnsafeDestination, check_url_syntax
 
 
@@ -12,6 +13,7 @@ def _url(raw: object) -> str:
         raise ValueError("This field may not be blank.")
     if len(raw) > 2048:
         raise ValueError("Ensure this field has no more than 2048 characters.")
+    check_plain_text(raw)
     try:
         check_url_syntax(raw.strip(), live=False)  # the live rules need DNS: the service
     except UnsafeDestination as exc:
@@ -24,7 +26,7 @@ def _challenge(raw: object) -> str:
         raise ValueError("This field may not be blank.")
     if len(raw) > 255:
         raise ValueError("Ensure this field has no more than 255 characters.")
-    return raw
+    return check_plain_text(raw)
 
 
 def _flag(raw: object) -> bool:

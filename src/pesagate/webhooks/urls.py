@@ -5,11 +5,7 @@ endpoint is saved, and again at every delivery on the address actually connected
 import asyncio
 import ipaddress
 import socket
-from typing import Any
 from urllib.parse import urlsplit
-
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 
 class UnsafeDestination(Exception):
@@ -48,23 +44,3 @@ async def check_destination(url: str, live: bool) -> None:
     addresses = {info[4][0] for info in infos}
     if not addresses or not all(is_public_address(str(address)) for address in addresses):
         raise UnsafeDestination("The URL resolves to a private, loopback or link-local address.")
-
-
-class PublicOnlyResolver(AbstractResolver):
-    """An aiohttp resolver that refuses non-public addresses, so a DNS answer that changed
-    since the endpoint was saved cannot steer a delivery into the private network."""
-
-    def __init__(self) -> None:
-        self._resolver = aiohttp.ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: Any = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._resolver.resolve(host, port, family)
-        for result in results:
-            if not is_public_address(result["host"]):
-                raise OSError(f"refusing to connect to non-public address {result['host']}")
-        return results
-
-    async def close(self) -> None:
-        await self._resolver.close()

@@ -1,12 +1,11 @@
 """JSON shapes of SPEC section 6: the endpoint and the event (with its attempt log)."""
 
-from typing import Any
-
 from pesagate.kit.clock import rfc3339_ms
 from pesagate.models import EventStatus, WebhookAttempt, WebhookEndpoint, WebhookEvent
+from pesagate.webhooks import responses
 
 
-def endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
+def endpoint_json(endpoint: WebhookEndpoint) -> responses.WebhookEndpoint:
     """Never the challenge nor the signing secret: those are shown once, at creation."""
     return {
         "id": endpoint.public_id,
@@ -22,7 +21,7 @@ def endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
     }
 
 
-def event_json(event: WebhookEvent, attempts: list[WebhookAttempt]) -> dict[str, Any]:
+def event_json(event: WebhookEvent, attempts: list[WebhookAttempt]) -> responses.WebhookEvent:
     return {
         "id": event.public_id,
         "webhook": endpoint_json(event.endpoint),
@@ -37,6 +36,7 @@ def event_json(event: WebhookEvent, attempts: list[WebhookAttempt]) -> dict[str,
                 "status_code": attempt.status_code,
                 "duration_ms": attempt.duration_ms,
                 "error": attempt.error,
+                "response_excerpt": attempt.response_excerpt,
             }
             for attempt in attempts
         ],

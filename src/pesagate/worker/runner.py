@@ -1,16 +1,33 @@
 """Runs due jobs. Any number of workers may run against one database.
 
-A worker claims a batch of due jobs in one statement (`FOR UPDATE SKIP LOCKED` on PostgreSQL,
-so two workers never claim the same row; SQLite has one writer at a time anyway). Claiming moves
-`run_at` to the end of a lease: if the worker dies, the job becomes due again when the lease
-runs out and another worker takes it. Jobs must therefore be idempotent, and every handler is.
+A worker is a long-running consumer with `concurrency` slots: it claims due jobs as slots free
+up, in one statement per claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two workers never
+claim the same row; SQLite has one writer at a time anyway), so a slow job holds one slot, not
+the whole worker. Claiming moves `run_at` to the end of a lease: if the worker dies, the job
+becomes due again when the lease runs out and another worker takes it. Jobs must therefore be
+idempotent, and every handler is.
+
+While a job runs its lease is renewed, and the job is cancelled before the end of the lease it
+last renewed (and in any case after `job_timeout_s`): a job whose renewals fail stops before
+another worker may take it, so it never runs twice at once.
+
+A job may name a `lane` (the destination it calls, e.g. one webhook endpoint). At most
+`lane_slots` jobs of one lane run at a time here: a destination that hangs holds that share
+of the slots, and every other destination keeps the rest.
+
+A handler that raises or runs past its deadline is a failed attempt (logged with its
+traceback, retried with backoff); so is a lease that ran out (its worker died or hung).
+After `max_failures` failures in a row the job is dead: kept, never claimed, listed by
+`pesagate jobs list --dead` and revived by `pesagate jobs retry`.
 """
 
 import asyncio
 import contextlib
 import os
 import socket
+import time
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,13 +35,20 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from pesagate import metrics
 from pesagate.db import Database
 from pesagate.kit.clock import utc_now
 from pesagate.models import Job
 
 log = structlog.get_logger("pesagate.worker")
+
+LANE_RETRY_S = 0.5  # a job over its lane's cap is claimable again this soon
+SHUTDOWN_GRACE_S = 5.0  # running jobs get this long to finish when the worker stops
+DEAD_GAUGE_EVERY_S = 30.0  # how often the dead-jobs gauge is recounted
+ABANDONED = "its lease ran out while it ran (the worker died or hung)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +59,8 @@ class ClaimedJob:
     payload: dict[str, Any]
     attempts: int
     lease_until: datetime
+    failures: int = 0
+    lane: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +70,8 @@ class RunAgainAt:
     at: datetime
 
 
+# A handler may also have `async gave_up(session, job, reason)`: called in the transaction
+# that makes its job dead, to settle the handler's own records (a webhook event fails).
 Handler = Callable[[ClaimedJob], Awaitable[RunAgainAt | None]]
 
 
@@ -53,8 +81,8 @@ def worker_name() -> str:
     return f"{socket.gethostname()[: 63 - len(pid)]}:{pid}"
 
 
-def failure_backoff_s(attempts: int) -> float:
-    return float(min(2 ** min(attempts, 10), 300))
+def failure_backoff_s(failures: int) -> float:
+    return float(min(2 ** min(failures, 10), 300))
 
 
 class Worker:
@@ -66,92 +94,341 @@ class Worker:
         name: str | None = None,
         lease_s: float = 60.0,
         poll_s: float = 0.5,
-        batch: int = 50,
+        concurrency: int = 32,
+        lane_slots: int = 8,
+        job_timeout_s: float = 300.0,
+        max_failures: int = 10,
     ) -> None:
         self.db = db
         self.handlers = handlers
         self.name = name or worker_name()
         self.lease_s = lease_s
         self.poll_s = poll_s
-        self.batch = batch
+        self.concurrency = concurrency
+        # One lane never takes every slot: the other destinations always keep one.
+        self.lane_slots = max(1, min(lane_slots, concurrency - 1))
+        self.job_timeout_s = job_timeout_s
+        self.max_failures = max_failures
+        self._leases: dict[int, datetime] = {}  # running job id -> the lease we hold now
+        # running job id -> a lease a renewal asked for and may or may not have written (it was
+        # cancelled mid-commit): until we know, the row may hold either lease.
+        self._unsure: dict[int, datetime] = {}
+        self._lanes: Counter[str] = Counter()  # lane -> jobs of it running here
 
     async def run(self, stop: asyncio.Event) -> None:
-        log.info("worker started", worker=self.name)
+        log.info("worker started", worker=self.name, concurrency=self.concurrency)
+        running: dict[asyncio.Task[None], ClaimedJob] = {}
+        slot_freed = asyncio.Event()
+        next_count = 0.0
         while not stop.is_set():
-            try:
-                ran = await self.run_once()
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("worker cycle failed")
-                ran = 0
-            if ran < self.batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
+            if time.monotonic() >= next_count:
+                await self.count_dead()
+                next_count = time.monotonic() + DEAD_GAUGE_EVERY_S
+            free = self.concurrency - len(running)
+            claimed = await self._claim_safely(free) if free > 0 else []
+
+            def free_slot(done: asyncio.Task[None]) -> None:
+                running.pop(done, None)
+                slot_freed.set()
+
+            for job in claimed:
+                task = asyncio.create_task(self._run(job))
+                running[task] = job
+                task.add_done_callback(free_slot)
+            # Claim again when a slot frees (the claim may have skipped a full lane, which now
+            # has room) or after the poll interval (new jobs), whichever comes first.
+            await self._wait(stop, slot_freed)
+            slot_freed.clear()
+        await self._drain(running)
         log.info("worker stopped", worker=self.name)
 
     async def run_once(self) -> int:
+        """Claim what is due (up to `concurrency`) and run it to the end; for tests and tools."""
         jobs = await self.claim()
         await asyncio.gather(*(self._run(job) for job in jobs))
         return len(jobs)
 
-    async def claim(self) -> list[ClaimedJob]:
+    async def count_dead(self) -> None:
+        """Set the dead-jobs gauge from the database (every worker sees every dead job)."""
+        try:
+            async with self.db.read() as session:
+                rows = await session.execute(
+                    select(Job.kind, func.count())
+                    .where(Job.dead_at.is_not(None))
+                    .group_by(Job.kind)
+                )
+                counts: dict[str, int] = {kind: count for kind, count in rows}
+        except Exception:
+            log.exception("counting dead jobs failed")
+            return
+        for kind in {*counts, *self.handlers}:
+            metrics.DEAD_JOBS.labels(kind).set(counts.get(kind, 0))
+
+    async def _claim_safely(self, limit: int) -> list[ClaimedJob]:
+        try:
+            return await self.claim(limit)
+        except Exception:  # the loop must outlive a database hiccup
+            log.exception("claiming jobs failed")
+            return []
+
+    async def _wait(self, stop: asyncio.Event, slot_freed: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(slot_freed.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    async def _drain(self, running: dict[asyncio.Task[None], ClaimedJob]) -> None:
+        """Let running jobs finish for a moment; release the rest to run again at once."""
+        if not running:
+            return
+        _, pending = await asyncio.wait(list(running), timeout=SHUTDOWN_GRACE_S)
+        stopped = [running[task] for task in pending]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for job in stopped:
+            with contextlib.suppress(Exception):
+                await self._release(job, utc_now(), error=None, failures=None)
+            self._forget_lease(job)
+
+    async def claim(self, limit: int | None = None) -> list[ClaimedJob]:
         now = utc_now()
         lease_until = now + timedelta(seconds=self.lease_s)
+        full = [lane for lane, count in self._lanes.items() if count >= self.lane_slots]
         due = (
             select(Job.id)
-            .where(Job.run_at <= now)
+            .where(Job.run_at <= now, Job.dead_at.is_(None))
             .order_by(Job.run_at)
-            .limit(self.batch)
+            .limit(limit or self.concurrency)
             .with_for_update(skip_locked=True)
-            .scalar_subquery()
         )
+        if full:
+            due = due.where(Job.lane.is_(None) | Job.lane.not_in(full))
+        # Still locked when claimed: its lease ran out (the worker died or hung), a failure.
+        abandoned = case((Job.locked_by.is_not(None), 1), else_=0)
         statement = (
             update(Job)
-            .where(Job.id.in_(due))
-            .values(locked_by=self.name, run_at=lease_until, attempts=Job.attempts + 1)
-            .returning(Job.id, Job.kind, Job.key, Job.payload, Job.attempts)
+            .where(Job.id.in_(due.scalar_subquery()))
+            .values(
+                locked_by=self.name,
+                run_at=lease_until,
+                attempts=Job.attempts + 1,
+                failures=Job.failures + abandoned,
+            )
+            .returning(Job.id, Job.kind, Job.key, Job.payload, Job.attempts, Job.failures, Job.lane)
             .execution_options(synchronize_session=False)
         )
         async with self.db.transaction() as session:
             rows = (await session.execute(statement)).all()
         return [
             ClaimedJob(
-                row.id, row.kind, row.key, orjson.loads(row.payload), row.attempts, lease_until
+                row.id,
+                row.kind,
+                row.key,
+                orjson.loads(row.payload),
+                row.attempts,
+                lease_until,
+                row.failures,
+                row.lane,
             )
             for row in rows
         ]
 
     async def _run(self, job: ClaimedJob) -> None:
+        if job.lease_until <= utc_now():
+            log.warning("job not started: its lease ran out first", job=job.key)
+            return
+        if job.lane is not None and self._lanes[job.lane] >= self.lane_slots:
+            await self._put_back(job)
+            return
+        if job.failures >= self.max_failures:  # abandoned by workers that died or hung
+            await self._fail(job, ABANDONED, failures=job.failures)
+            return
+        self._leases[job.id] = job.lease_until
+        if job.lane is not None:
+            self._lanes[job.lane] += 1
+        metrics.JOBS_RUNNING.inc()
+        cancelled = False
+        try:
+            await self._run_and_settle(job)
+        except asyncio.CancelledError:  # the worker is stopping: `_drain` releases the job
+            cancelled = True
+            raise
+        finally:
+            metrics.JOBS_RUNNING.dec()
+            if job.lane is not None:
+                self._lanes[job.lane] -= 1
+                if not self._lanes[job.lane]:
+                    del self._lanes[job.lane]
+            if not cancelled:
+                self._forget_lease(job)
+
+    def _forget_lease(self, job: ClaimedJob) -> None:
+        self._leases.pop(job.id, None)
+        self._unsure.pop(job.id, None)
+
+    async def _run_and_settle(self, job: ClaimedJob) -> None:
         handler = self.handlers.get(job.kind)
         try:
             if handler is None:
                 raise LookupError(f"no handler for job kind {job.kind!r}")
-            outcome = await handler(job)
+            outcome = await self._under_lease(job, handler)
         except Exception as exc:
-            log.error("job failed", job=job.key, attempts=job.attempts, error=repr(exc))
-            retry_at = utc_now() + timedelta(seconds=failure_backoff_s(job.attempts))
-            await self._release(job, retry_at, error=_describe(exc))
+            log.exception("job failed", job=job.key, attempts=job.attempts, failures=job.failures)
+            await self._fail(job, _describe(exc), failures=job.failures + 1)
             return
         if outcome is None:
+            metrics.JOB_RUNS.labels(job.kind, "done").inc()
             await self._finish(job)
         else:
-            await self._release(job, outcome.at, error=None)
+            metrics.JOB_RUNS.labels(job.kind, "again").inc()
+            await self._release(job, outcome.at, error=None, failures=0)
 
-    def _mine(self, job: ClaimedJob) -> Any:
-        # Only while our lease holds: after it ran out another worker may own the row.
-        return (Job.id == job.id) & (Job.locked_by == self.name) & (Job.run_at == job.lease_until)
+    async def _under_lease(self, job: ClaimedJob, handler: Handler) -> RunAgainAt | None:
+        """Run the handler, renewing the lease, cancelled before the lease we hold runs out."""
+        loop = asyncio.get_running_loop()
+        hard_deadline = loop.time() + self.job_timeout_s
+        try:
+            async with asyncio.timeout_at(self._deadline(job, hard_deadline)) as deadline:
+                renewer = asyncio.create_task(self._keep_leased(job, deadline, hard_deadline))
+                try:
+                    return await handler(job)
+                finally:
+                    renewer.cancel()
+                    # A renewal cancelled mid-commit is settled (rolled back or not) before
+                    # the job is: `_unsure` then tells which leases the row may hold.
+                    await asyncio.gather(renewer, return_exceptions=True)
+        except TimeoutError as exc:
+            if deadline.expired():
+                raise JobTimeout(self._timeout_reason(job, hard_deadline)) from exc
+            raise
+
+    def _deadline(self, job: ClaimedJob, hard_deadline: float) -> float:
+        """Loop time at which the job must stop: before the end of our lease, by a margin
+        that leaves time to release it while it is still ours."""
+        lease_left_s = (self._leases[job.id] - utc_now()).total_seconds()
+        lease_end = asyncio.get_running_loop().time() + lease_left_s - self.lease_s / 6
+        return min(hard_deadline, lease_end)
+
+    def _timeout_reason(self, job: ClaimedJob, hard_deadline: float) -> str:
+        if asyncio.get_running_loop().time() >= hard_deadline:
+            return f"ran longer than {self.job_timeout_s:g} s"
+        return "its lease could not be renewed"
+
+    async def _keep_leased(
+        self, job: ClaimedJob, deadline: asyncio.Timeout, hard_deadline: float
+    ) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                renewed = await self._renew(job)
+            except Exception:
+                log.exception("lease renewal failed", job=job.key)
+                continue  # the deadline still stops the job before the lease we hold ends
+            if not renewed:  # another worker owns it now: stop at once
+                log.error("job lost its lease", job=job.key)
+                deadline.reschedule(asyncio.get_running_loop().time())
+                return
+            deadline.reschedule(self._deadline(job, hard_deadline))
+
+    async def _renew(self, job: ClaimedJob) -> bool:
+        lease_until = utc_now() + timedelta(seconds=self.lease_s)
+        still_mine = self._still_leased_by_me(job)
+        self._unsure[job.id] = lease_until  # stays if we are cancelled before we know
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(Job)
+                .where(still_mine)
+                .values(run_at=lease_until)
+                .execution_options(synchronize_session=False)
+            )
+        del self._unsure[job.id]
+        if _rowcount(result) != 1:
+            return False
+        self._leases[job.id] = lease_until
+        return True
+
+    def _still_leased_by_me(self, job: ClaimedJob) -> ColumnElement[bool]:
+        # Only while our lease holds: after it ran out another worker may own the row (and
+        # this worker may have claimed it again: a new claim is a new lease).
+        leases = {self._leases.get(job.id, job.lease_until)}
+        if job.id in self._unsure:
+            leases.add(self._unsure[job.id])
+        return (Job.id == job.id) & (Job.locked_by == self.name) & Job.run_at.in_(leases)
 
     async def _finish(self, job: ClaimedJob) -> None:
         async with self.db.transaction() as session:
-            await session.execute(delete(Job).where(self._mine(job)))
+            await session.execute(delete(Job).where(self._still_leased_by_me(job)))
 
-    async def _release(self, job: ClaimedJob, at: datetime, error: str | None) -> None:
+    async def _fail(self, job: ClaimedJob, error: str, failures: int) -> None:
+        if failures < self.max_failures:
+            metrics.JOB_RUNS.labels(job.kind, "failed").inc()
+            retry_at = utc_now() + timedelta(seconds=failure_backoff_s(failures))
+            await self._release(job, retry_at, error=error, failures=failures)
+            return
+        metrics.JOB_RUNS.labels(job.kind, "dead").inc()
+        log.error("job dead", job=job.key, failures=failures, error=error)
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(Job)
+                .where(self._still_leased_by_me(job))
+                .values(locked_by=None, last_error=error, failures=failures, dead_at=utc_now())
+                .execution_options(synchronize_session=False)
+            )
+            gave_up = getattr(self.handlers.get(job.kind), "gave_up", None)
+            if _rowcount(result) == 1 and gave_up is not None:
+                await _settle_own_records(session, gave_up, job, error)
+        await self.count_dead()
+
+    async def _put_back(self, job: ClaimedJob) -> None:
+        """Over its lane's cap: claimable again shortly, as if it had not been claimed."""
         async with self.db.transaction() as session:
             await session.execute(
                 update(Job)
-                .where(self._mine(job))
-                .values(run_at=at, locked_by=None, last_error=error)
+                .where(self._still_leased_by_me(job))
+                .values(
+                    run_at=utc_now() + timedelta(seconds=LANE_RETRY_S),
+                    locked_by=None,
+                    attempts=Job.attempts - 1,
+                )
                 .execution_options(synchronize_session=False)
             )
+
+    async def _release(
+        self, job: ClaimedJob, at: datetime, error: str | None, failures: int | None
+    ) -> None:
+        """Unlock the job to run at `at`; `failures`: the new count (None: leave it)."""
+        values: dict[str, Any] = {"run_at": at, "locked_by": None, "last_error": error}
+        if failures is not None:
+            values["failures"] = failures
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Job)
+                .where(self._still_leased_by_me(job))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+
+
+async def _settle_own_records(
+    session: AsyncSession, gave_up: Callable[..., Awaitable[None]], job: ClaimedJob, error: str
+) -> None:
+    """The handler's `gave_up`, in a savepoint: if it fails, the job is still dead."""
+    try:
+        async with session.begin_nested():
+            await gave_up(session, job, error)
+    except Exception:
+        log.exception("settling a dead job's records failed", job=job.key)
+
+
+class JobTimeout(Exception):
+    """The job ran past its deadline and was cancelled."""
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,209 @@
+"""Posting to the ledger. Every function takes the caller's session: entries are written in
+the same transaction as the change they record (an invoice completing, a transfer)."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pesagate.db import insert_ignore, remember_after_commit, remembered
+from pesagate.kit import ids
+from pesagate.kit.clock import utc_now
+from pesagate.ledger import repository
+from pesagate.models import (
+    AccountKind,
+    Business,
+    EntryKind,
+    Invoice,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerPosting,
+    LineStatus,
+    TransType,
+    Wallet,
+)
+from pesagate.worker.jobs import add_job
+
+RELEASE_JOB = "release_clearing"
+
+
+class LedgerError(Exception):
+    """A bug, not a user error: an unbalanced entry, a missing account."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    account: LedgerAccount
+    amount_minor: int
+    trans_type: TransType
+    status: LineStatus
+    narrative: str
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """What a clearing release made AVAILABLE: its lines, and the invoice they collected."""
+
+    lines: int
+    invoice_pk: int | None
+
+
+def wallet_account_code(wallet_pk: int) -> str:
+    return f"wallet:{wallet_pk}"
+
+
+def platform_account_code(kind: AccountKind, currency: str) -> str:
+    return f"platform:{kind.value.lower()}:{currency}"
+
+
+async def open_wallet_account(session: AsyncSession, wallet: Wallet) -> LedgerAccount:
+    account = LedgerAccount(
+        code=wallet_account_code(wallet.id),
+        kind=AccountKind.WALLET,
+        currency=wallet.currency,
+        wallet_id=wallet.id,
+    )
+    session.add(account)
+    await session.flush()
+    return account
+
+
+async def wallet_account(
+    session: AsyncSession, wallet_pk: int, *, lock: bool = False
+) -> LedgerAccount:
+    account = await repository.wallet_account(session, wallet_pk, lock=lock)
+    if account is None:
+        raise LedgerError(f"wallet {wallet_pk} has no ledger account")
+    return account
+
+
+async def platform_account(
+    session: AsyncSession, kind: AccountKind, currency: str
+) -> LedgerAccount:
+    """The platform's account of this kind, created on first use. Remembered per database once
+    committed: postings to platform accounts need only its id and kind (their balances are
+    summed from postings, never stored on the row), and four statements per collection were
+    spent looking them up."""
+    code = platform_account_code(kind, currency)
+    known: LedgerAccount | None = remembered(session, code)
+    if known is not None:
+        return known
+    await insert_ignore(
+        session,
+        LedgerAccount,
+        {
+            "code": code,
+            "kind": kind,
+            "currency": currency,
+            "balance_minor": 0,
+            "available_minor": 0,
+            "created_at": utc_now(),
+            "updated_at": utc_now(),
+        },
+    )
+    account = await repository.account_by_code(session, code)
+    assert account is not None
+    # A transient copy: the session's own instance expires when its session ends.
+    copy = LedgerAccount(id=account.id, code=code, kind=account.kind, currency=currency)
+    remember_after_commit(session, code, copy)
+    return account
+
+
+async def post_entry(
+    session: AsyncSession,
+    *,
+    key: str,
+    kind: EntryKind,
+    narrative: str,
+    lines: list[Line],
+    invoice_pk: int | None = None,
+) -> tuple[LedgerEntry, list[LedgerPosting]] | None:
+    """Write one balanced entry; None if an entry with this key exists (exactly once).
+
+    Wallet accounts must already be locked by the caller (`wallet_account(lock=True)`), so
+    that their running balances are computed one posting at a time.
+    """
+    if sum(line.amount_minor for line in lines) != 0:
+        raise LedgerError(f"entry {key} does not balance")
+    if await repository.entry_exists(session, key):
+        return None
+    entry = LedgerEntry(key=key, kind=kind, invoice_id=invoice_pk, narrative=narrative[:255])
+    session.add(entry)
+    await session.flush()
+    postings = [_posting(entry, line) for line in lines if line.amount_minor != 0]
+    session.add_all(postings)
+    await session.flush()
+    return entry, postings
+
+
+def _posting(entry: LedgerEntry, line: Line) -> LedgerPosting:
+    account = line.account
+    running = None
+    if account.kind == AccountKind.WALLET:
+        account.balance_minor += line.amount_minor
+        if line.status == LineStatus.AVAILABLE:
+            account.available_minor += line.amount_minor
+        running = account.balance_minor
+    return LedgerPosting(
+        transaction_id=ids.random_code(12),
+        entry_id=entry.id,
+        account_id=account.id,
+        amount_minor=line.amount_minor,
+        trans_type=line.trans_type,
+        status=line.status,
+        running_balance_minor=running,
+        narrative=line.narrative[:255],
+        available_at=utc_now() if line.status == LineStatus.AVAILABLE else None,
+    )
+
+
+def collection_key(invoice_pk: int) -> str:
+    return f"invoice:{invoice_pk}:collection"
+
+
+async def post_collection(session: AsyncSession, invoice: Invoice) -> LineStatus | None:
+    """Credit a COMPLETE invoice to its wallet, net of fees: exactly once per invoice. The
+    status of the credit (CLEARING or AVAILABLE), or None if it was credited before."""
+    business = await session.get(Business, invoice.business_id)
+    assert business is not None
+    clearing = business.clearing_delay_s > 0
+    status = LineStatus.CLEARING if clearing else LineStatus.AVAILABLE
+    wallet = await wallet_account(session, invoice.wallet_id, lock=True)
+    mpesa = await platform_account(session, AccountKind.MPESA_CLEARING, invoice.currency)
+    fees = await platform_account(session, AccountKind.FEE_INCOME, invoice.currency)
+    reference = invoice.mpesa_reference or invoice.invoice_id
+    lines = [
+        Line(mpesa, -invoice.value_minor, TransType.SALE, LineStatus.AVAILABLE, reference),
+        Line(wallet, invoice.value_minor, TransType.SALE, status, f"Payment {reference}"),
+        Line(wallet, -invoice.charges_minor, TransType.CHARGE, status, f"Charges {reference}"),
+        Line(fees, invoice.charges_minor, TransType.CHARGE, LineStatus.AVAILABLE, reference),
+    ]
+    posted = await post_entry(
+        session,
+        key=collection_key(invoice.id),
+        kind=EntryKind.COLLECTION,
+        narrative=f"M-Pesa collection {invoice.invoice_id}",
+        lines=lines,
+        invoice_pk=invoice.id,
+    )
+    if posted is None:
+        return None
+    if clearing:
+        at = utc_now() + timedelta(seconds=business.clearing_delay_s)
+        add_job(session, RELEASE_JOB, f"release:{posted[0].id}", at, {"entry_id": posted[0].id})
+    return status
+
+
+async def release_clearing(session: AsyncSession, entry_pk: int) -> Released:
+    """Make an entry's CLEARING lines AVAILABLE. Idempotent: a second release releases none."""
+    entry = await session.get(LedgerEntry, entry_pk)
+    if entry is None:
+        return Released(0, None)
+    accounts = await repository.lock_entry_accounts(session, entry_pk)
+    lines = await repository.clearing_lines(session, entry_pk)
+    now = utc_now()
+    for line in lines:
+        accounts[line.account_id].available_minor += line.amount_minor
+        line.status = LineStatus.AVAILABLE
+        line.available_at = now
+    return Released(len(lines), entry.invoice_id)

@@ -1,0 +1,387 @@
+"""Every SQL statement on payments' tables (invoices, customers, mpesa_callbacks,
+mpesa_queries).
+
+Functions take the session of the unit of work they are part of: a read session
+(`db.read()`) for queries, a write session (`db.transaction()`) for anything that locks or
+changes rows. They never commit.
+"""
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, delete, exists, func, select, update
+
+from pesagate.db import AnySession, AsyncReadSession, AsyncSession, insert_ignore
+from pesagate.kit import ids
+from pesagate.kit.clock import utc_now
+from pesagate.models import (
+    CallbackOutcome,
+    Customer,
+    Invoice,
+    InvoiceState,
+    LineStatus,
+    MpesaCallback,
+    MpesaQuery,
+    QueryKind,
+    Wallet,
+)
+from pesagate.mpesa.protocol import ResultCode
+from pesagate.payments.views import CustomerView, InvoiceView, WalletRef
+
+# ---------------------------------------------------------------- invoices
+
+
+async def lock_invoice(session: AsyncSession, **where: object) -> Invoice | None:
+    """The invoice row, locked until the transaction ends (`FOR UPDATE`; on SQLite the write
+    lock of `Database.transaction` serialises instead)."""
+    statement = select(Invoice).filter_by(**where).with_for_update(of=Invoice)
+    return await session.scalar(statement.execution_options(populate_existing=True))
+
+
+async def invoice_by_pk(session: AnySession, invoice_pk: int) -> Invoice | None:
+    """An invoice with its customer and wallet (joined loads)."""
+    return await session.get(Invoice, invoice_pk)
+
+
+async def receipt_taken(session: AsyncSession, receipt: str, invoice_pk: int) -> bool:
+    """Whether another invoice already holds this M-Pesa receipt."""
+    query = select(exists().where(Invoice.mpesa_reference == receipt, Invoice.id != invoice_pk))
+    return bool(await session.scalar(query))
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFilter:
+    """The `GET /invoices/` filters, already validated."""
+
+    state: InvoiceState | None = None
+    api_ref: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    # The dashboard's filters (not the API's): the paying phone (MSISDN) and an amount range.
+    phone: str | None = None
+    value_min_minor: int | None = None
+    value_max_minor: int | None = None
+
+    def conditions(self, business_pk: int) -> list[ColumnElement[bool]]:
+        conditions = [Invoice.business_id == business_pk]
+        if self.state is not None:
+            conditions.append(Invoice.state == self.state)
+        if self.api_ref:
+            conditions.append(Invoice.api_ref == self.api_ref)
+        if self.phone:
+            conditions.append(Invoice.account == self.phone)
+        if self.value_min_minor is not None:
+            conditions.append(Invoice.value_minor >= self.value_min_minor)
+        if self.value_max_minor is not None:
+            conditions.append(Invoice.value_minor <= self.value_max_minor)
+        if self.created_after is not None:
+            conditions.append(Invoice.created_at >= self.created_after)
+        if self.created_before is not None:
+            conditions.append(Invoice.created_at <= self.created_before)
+        return conditions
+
+
+async def invoices_page(
+    session: AsyncReadSession, business_pk: int, where: InvoiceFilter, offset: int, limit: int
+) -> tuple[int, list[Invoice]]:
+    """How many invoices match, and one page of them, newest first."""
+    conditions = where.conditions(business_pk)
+    count = await session.scalar(select(func.count()).select_from(Invoice).where(*conditions))
+    page = await session.scalars(
+        select(Invoice)
+        .where(*conditions)
+        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return count or 0, list(page.all())
+
+
+# The status endpoint's one query, built once: plain columns in the view types' field order,
+# so no ORM loading per row (the joined-load row processing was ~40% of a status request's
+# CPU in bench/profile.py; building mapped instances cost as much as the query).
+_INVOICES, _CUSTOMERS, _WALLETS = Invoice.__table__, Customer.__table__, Wallet.__table__
+_INVOICE_COLUMNS = [f.name for f in fields(InvoiceView) if f.name not in ("customer", "wallet")]
+_CUSTOMER_COLUMNS = [f.name for f in fields(CustomerView)]
+_CUSTOMER_AT = len(_INVOICE_COLUMNS)
+_WALLET_AT = _CUSTOMER_AT + len(_CUSTOMER_COLUMNS)
+_INVOICE_VIEW = (
+    select(
+        *(_INVOICES.c[name] for name in _INVOICE_COLUMNS),
+        *(_CUSTOMERS.c[name] for name in _CUSTOMER_COLUMNS),
+        _WALLETS.c.wallet_id,
+    )
+    .join(_CUSTOMERS, _CUSTOMERS.c.id == _INVOICES.c.customer_id)
+    .join(_WALLETS, _WALLETS.c.id == _INVOICES.c.wallet_id)
+    .where(
+        _INVOICES.c.invoice_id == bindparam("invoice_id"),
+        _INVOICES.c.business_id == bindparam("business_pk"),
+    )
+)
+
+
+async def invoice_view(
+    session: AsyncReadSession, business_pk: int, invoice_id: str
+) -> InvoiceView | None:
+    """A business's invoice, with its customer and wallet id, as a read-only view."""
+    result = await session.execute(
+        _INVOICE_VIEW, {"invoice_id": invoice_id, "business_pk": business_pk}
+    )
+    row: Any = result.first()  # a Row: sliced by position, as selected
+    if row is None:
+        return None
+    customer = CustomerView(*row[_CUSTOMER_AT:_WALLET_AT])
+    return InvoiceView(customer, WalletRef(row[_WALLET_AT]), *row[:_CUSTOMER_AT])
+
+
+# ---------------------------------------------------------------- customers
+
+
+async def upsert_customer(
+    session: AsyncSession, business_pk: int, phone_number: str, details: dict[str, str | None]
+) -> Customer:
+    """One customer per business and phone (concurrent first payments make one row); newer
+    details fill in or replace older ones."""
+    now = utc_now()
+    await insert_ignore(
+        session,
+        Customer,
+        {
+            "customer_id": ids.customer_id(),
+            "business_id": business_pk,
+            "phone_number": phone_number,
+            "created_at": now,
+            "updated_at": now,
+            "country": "KE",
+            "provider": "M-PESA",
+        },
+    )
+    customer = await session.scalar(
+        select(Customer).where(
+            Customer.business_id == business_pk, Customer.phone_number == phone_number
+        )
+    )
+    assert customer is not None
+    for field, value in details.items():
+        if value and getattr(customer, field) != value:
+            setattr(customer, field, value)
+    return customer
+
+
+# ---------------------------------------------------------------- the paying business
+
+
+async def invoices_by_pk(session: AnySession, invoice_pks: set[int]) -> list[Invoice]:
+    return list(await session.scalars(select(Invoice).where(Invoice.id.in_(invoice_pks))))
+
+
+async def mark_cleared(session: AsyncSession, invoice_pk: int) -> None:
+    await session.execute(
+        update(Invoice)
+        .where(Invoice.id == invoice_pk)
+        .values(clearing_status=LineStatus.AVAILABLE, updated_at=utc_now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+async def seen_callback(session: AsyncSession, invoice_pk: int, body_sha: str) -> bool:
+    """Whether this exact body was already received for this invoice."""
+    query = select(
+        exists().where(
+            MpesaCallback.invoice_id == invoice_pk, MpesaCallback.body_sha256 == body_sha
+        )
+    )
+    return bool(await session.scalar(query))
+
+
+async def holds_success(session: AnySession, invoice_pk: int) -> bool:
+    """Whether a success callback for this invoice still waits for M-Pesa's confirmation."""
+    query = select(
+        exists().where(
+            MpesaCallback.invoice_id == invoice_pk,
+            MpesaCallback.outcome == CallbackOutcome.AWAITING_CONFIRMATION,
+        )
+    )
+    return bool(await session.scalar(query))
+
+
+async def held_success_body(session: AsyncSession, invoice: Invoice) -> str | None:
+    """The raw body of the latest success callback held for confirmation (or stored with an
+    error) that named the invoice's checkout."""
+    raw: str | None = await session.scalar(
+        select(MpesaCallback.raw_body)
+        .where(
+            MpesaCallback.invoice_id == invoice.id,
+            MpesaCallback.checkout_request_id == invoice.checkout_request_id,
+            MpesaCallback.outcome.in_(
+                (CallbackOutcome.AWAITING_CONFIRMATION, CallbackOutcome.ERROR)
+            ),
+            MpesaCallback.result_code == str(ResultCode.SUCCESS),
+        )
+        .order_by(MpesaCallback.id.desc())
+        .limit(1)
+    )
+    return raw
+
+
+async def delete_refused_callbacks(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Delete up to `limit` callbacks received before `before` that spoke for no invoice."""
+    batch = select(MpesaCallback.id).where(
+        MpesaCallback.invoice_id.is_(None), MpesaCallback.received_at < before
+    )
+    result: Any = await session.execute(
+        delete(MpesaCallback).where(MpesaCallback.id.in_(batch.limit(limit)))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ---------------------------------------------------------------- hosted checkout
+
+
+async def checkout_invoices(session: AnySession, checkout_pk: int) -> list[Invoice]:
+    """The invoices pushed inside one checkout session, newest first."""
+    rows = await session.scalars(
+        select(Invoice)
+        .where(Invoice.checkout_session_id == checkout_pk)
+        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+    )
+    return list(rows.all())
+
+
+async def link_states(session: AnySession, link_pk: int) -> dict[InvoiceState, int]:
+    """How many invoices of a payment link are in each state."""
+    rows = await session.execute(
+        select(Invoice.state, func.count())
+        .where(Invoice.payment_link_id == link_pk)
+        .group_by(Invoice.state)
+    )
+    return {InvoiceState(state): int(count) for state, count in rows.all()}
+
+
+# ---------------------------------------------------------------- the dashboard's reads
+
+
+async def invoice_of(session: AnySession, business_pk: int, invoice_id: str) -> Invoice | None:
+    return await session.scalar(
+        select(Invoice).where(Invoice.business_id == business_pk, Invoice.invoice_id == invoice_id)
+    )
+
+
+async def callbacks_of(session: AnySession, invoice_pk: int) -> list[MpesaCallback]:
+    rows = await session.scalars(
+        select(MpesaCallback)
+        .where(MpesaCallback.invoice_id == invoice_pk)
+        .order_by(MpesaCallback.id)
+    )
+    return list(rows.all())
+
+
+async def queries_of(session: AnySession, invoice_pk: int) -> list[MpesaQuery]:
+    rows = await session.scalars(
+        select(MpesaQuery).where(MpesaQuery.invoice_id == invoice_pk).order_by(MpesaQuery.id)
+    )
+    return list(rows.all())
+
+
+def record_query(
+    session: AsyncSession,
+    invoice_pk: int,
+    kind: QueryKind,
+    answer: str,
+    result_code: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """What reconciliation asked M-Pesa and what it answered (the payment's timeline)."""
+    session.add(
+        MpesaQuery(
+            invoice_id=invoice_pk,
+            kind=kind,
+            answer=answer[:40],
+            result_code=result_code[:32] if result_code else None,
+            detail=detail[:300] if detail else None,
+        )
+    )
+
+
+async def states_since(
+    session: AnySession, business_pk: int, since: datetime
+) -> dict[InvoiceState, tuple[int, int]]:
+    """Per state: how many invoices were created since then, and their value in cents."""
+    rows = await session.execute(
+        select(Invoice.state, func.count(), func.coalesce(func.sum(Invoice.value_minor), 0))
+        .where(Invoice.business_id == business_pk, Invoice.created_at >= since)
+        .group_by(Invoice.state)
+    )
+    return {state: (int(count), int(value)) for state, count, value in rows}
+
+
+async def failures_since(
+    session: AnySession, business_pk: int, since: datetime, limit: int = 10
+) -> list[tuple[str | None, str | None, int]]:
+    """Failed invoices since then by result code (with one of its reasons), most first."""
+    count = func.count().label("count")
+    rows = await session.execute(
+        select(Invoice.failed_code, func.max(Invoice.failed_reason), count)
+        .where(
+            Invoice.business_id == business_pk,
+            Invoice.created_at >= since,
+            Invoice.state == InvoiceState.FAILED,
+        )
+        .group_by(Invoice.failed_code)
+        .order_by(count.desc())
+        .limit(limit)
+    )
+    return [(code, reason, int(n)) for code, reason, n in rows]
+
+
+async def states_of(
+    session: AnySession, business_pk: int, invoice_ids: list[str]
+) -> dict[str, InvoiceState]:
+    rows = await session.execute(
+        select(Invoice.invoice_id, Invoice.state).where(
+            Invoice.business_id == business_pk, Invoice.invoice_id.in_(invoice_ids)
+        )
+    )
+    return {invoice_id: state for invoice_id, state in rows}
+
+
+async def daily_collections(
+    session: AnySession, business_pk: int, since: datetime
+) -> dict[str, int]:
+    """COMPLETE invoices' value per UTC day ("YYYY-MM-DD") since then (by creation)."""
+    day = func.date(Invoice.created_at)
+    if session.get_bind().dialect.name == "postgresql":  # timestamptz: its UTC date
+        day = func.date(func.timezone("UTC", Invoice.created_at))
+    rows = await session.execute(
+        select(day, func.coalesce(func.sum(Invoice.value_minor), 0))
+        .where(
+            Invoice.business_id == business_pk,
+            Invoice.created_at >= since,
+            Invoice.state == InvoiceState.COMPLETE,
+        )
+        .group_by(day)
+    )
+    return {str(when)[:10]: int(value) for when, value in rows}
+
+
+async def latest_invoice(session: AnySession) -> Invoice | None:
+    """The newest push of any business (the operator's Daraja health)."""
+    return await session.scalar(select(Invoice).order_by(Invoice.id.desc()).limit(1))
+
+
+async def invoice_id_by_reference(
+    session: AnySession, business_pk: int, reference: str
+) -> str | None:
+    """The business's invoice with this invoice_id or this M-Pesa receipt."""
+    return await session.scalar(
+        select(Invoice.invoice_id)
+        .where(
+            Invoice.business_id == business_pk,
+            (Invoice.invoice_id == reference) | (Invoice.mpesa_reference == reference),
+        )
+        .limit(1)
+    )
