@@ -145,6 +145,24 @@ def refunder(
         stop.wait(REFUND_EVERY_S)
 
 
+def explain_not_final(db_url: str) -> None:
+    """What a refund left busy was waiting for: its row, its job and the Results it got."""
+    rows = asyncio.run(
+        _fetch(
+            db_url,
+            "SELECT r.id, r.chargeback_id, r.status, r.created_at, r.reversal_sent_at,"
+            " r.originator_conversation_id IS NOT NULL AS acknowledged, r.status_queries,"
+            " j.run_at, j.attempts, j.failures, j.locked_by, j.last_error, j.dead_at,"
+            " (SELECT string_agg(x.kind || ':' || coalesce(x.result_code, '-') || ':'"
+            "  || x.outcome, ' ') FROM reversal_results x WHERE x.refund_id = r.id) AS results"
+            " FROM refunds r LEFT JOIN jobs j ON j.key = 'refund:' || r.id"
+            " WHERE r.status IN ('PENDING', 'PROCESSING')",
+        )
+    )
+    for row in rows:
+        print("not final:", dict(row))
+
+
 def check(db_url: str, sim_url: str, out: RefundOutcomes) -> list[tuple[str, Any, bool]]:
     truth = httpx.get(f"{sim_url}/control/reversals", timeout=60).json()
     requests_per_receipt = Counter(r["transaction_id"] for r in truth if r["kind"] == "reversal")
@@ -162,6 +180,8 @@ def check(db_url: str, sim_url: str, out: RefundOutcomes) -> list[tuple[str, Any
     without_refund = [receipt for receipt in reversed_receipts if receipt not in completed]
     sent_twice = [receipt for receipt, n in requests_per_receipt.items() if n > 1]
     not_final = sum(n for status, n in statuses.items() if status in ("PENDING", "PROCESSING"))
+    if not_final:
+        explain_not_final(db_url)
     balances = asyncio.run(
         _fetch(
             db_url,

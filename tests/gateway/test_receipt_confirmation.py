@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from pesagate.models import CallbackOutcome, Invoice, MpesaCallback
 from tests.fixtures.servers import wait_until
+from tests.gateway.test_callback_hardening import forged_success, post_callback
 
 
 def status_rows(gateway, invoice_id):
@@ -62,5 +63,45 @@ def test_a_status_result_without_a_held_success_confirms_nothing(gateway):
     assert answer.status_code == unknown.status_code == 200
     rows = status_rows(gateway, invoice_id)
     assert [r.outcome for r in rows] == [CallbackOutcome.MISMATCH]
-    assert "not the held success's" in rows[0].note
+    assert "not a held success's" in rows[0].note
     assert gateway.status(invoice_id)["state"] == "FAILED"
+
+
+def truth_receipt(gateway, phone):
+    [truth] = gateway.sim.control("GET", "/transactions", params={"phone_number": phone})
+    return truth["receipt"]
+
+
+def test_a_forged_receipt_posted_after_mpesas_never_becomes_the_payments(start_gateway):
+    # M-Pesa's success and then a forged one, both held; the STK query says "paid" but not with
+    # which receipt, so the latest held body must not decide. Transaction Status does.
+    phone = "254700009007"  # its first three queries answer "being processed"
+    gateway = start_gateway(confirm_callbacks=True, reconcile_backoff_s=1.0)
+    gateway.sim.control("POST", "/reversals/hold", json={"hold": True})  # Results wait
+    invoice_id = gateway.push(phone, 150)["invoice"]["invoice_id"]
+    row = gateway.invoice_row(invoice_id)
+    wait_until(lambda: gateway.callbacks(invoice_id), what="M-Pesa's callback held")
+    assert post_callback(gateway, row, forged_success(row, 150, phone)).status_code == 200
+    gateway.sim.control("POST", "/reversals/hold", json={"hold": False})
+    final = gateway.wait_final(invoice_id)
+    assert final["state"] == "COMPLETE"
+    assert final["mpesa_reference"] == truth_receipt(gateway, phone) != "UKSFORGED1"
+    outcomes = {r.note: r.outcome for r in status_rows(gateway, invoice_id)}
+    assert CallbackOutcome.APPLIED in outcomes.values()
+
+
+def test_a_forged_receipt_alone_is_never_recorded_when_mpesas_callback_is_lost(start_gateway):
+    # M-Pesa's callback never comes; a forged success with a made-up receipt is held. The query
+    # says the customer paid; Transaction Status knows no such receipt; the statement gives the
+    # payment's real one when the invoice is past reconcile_max_s.
+    phone = "254700009001"  # pays; its callback is never sent
+    gateway = start_gateway(confirm_callbacks=True)
+    invoice_id = gateway.push(phone, 150)["invoice"]["invoice_id"]
+    row = gateway.invoice_row(invoice_id)
+    assert post_callback(gateway, row, forged_success(row, 150, phone)).status_code == 200
+    final = gateway.wait_final(invoice_id)
+    assert final["state"] == "COMPLETE"
+    assert final["mpesa_reference"] == truth_receipt(gateway, phone) != "UKSFORGED1"
+    asked = [q["transaction_id"] for q in gateway.sim.control("GET", "/status-queries")]
+    assert "UKSFORGED1" in asked
+    assert gateway.sdk().wallets.details(gateway.merchant.wallet_id)["current_balance"] != "0.00"

@@ -244,3 +244,33 @@ async def _refund_pk(books: Books, chargeback_id: str) -> int:
                 text("SELECT id FROM refunds WHERE chargeback_id = :c"), {"c": chargeback_id}
             )
         )
+
+
+async def test_a_receipt_mpesa_does_not_know_cancels_the_refund_after_the_grace(books):
+    # The soak's case: the reversal's Result was lost, and Transaction Status answers R000002
+    # (no payment by that receipt) on every query. Nothing can have been reversed.
+    business, invoice_id, value = await paid(books, 300)
+    created = await create(books, business, invoice_id, value)
+    token = await token_of(books, created["chargeback_id"])
+    kind = ResultKind.STATUS
+    not_known = result_body("R000002", receipt="UKT0000001")
+    # Before the reversal is sent, it proves nothing (the grace counts from the sending).
+    assert await receive_result(books.db, token, kind, not_known, None, POLICY) == (
+        ResultOutcome.IGNORED
+    )
+    async with books.db.read() as session:
+        refund_pk = int(
+            await session.scalar(
+                text("SELECT id FROM refunds WHERE chargeback_id = :c"),
+                {"c": created["chargeback_id"]},
+            )
+        )
+    assert await service.claim_sending(books.db, refund_pk) is not None
+    again = result_body("R000002", receipt="UKT0000002")
+    assert await receive_result(books.db, token, kind, again, None, POLICY) == (
+        ResultOutcome.APPLIED
+    )
+    detail = await service.refund_detail(books.db, business, created["chargeback_id"])
+    assert detail["status"] == "CANCELLED"
+    assert await refund_entries(books) == 0
+    assert await books.findings() == []

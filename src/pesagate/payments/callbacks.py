@@ -43,6 +43,11 @@ log = structlog.get_logger("pesagate.callbacks")
 
 RAW_BODY_MAX = 64 * 1024
 REFUSED_PREFIX_CHARS = 256  # what is kept of a body that speaks for no invoice
+# A success is held until M-Pesa confirms it; its receipt until Transaction Status does. Only
+# the latest few candidates are asked about (each costs a Daraja call; a flood of forged bodies
+# must not turn into a flood of queries).
+HELD_BODIES_READ = 20
+HELD_RECEIPTS_ASKED = 3
 SUCCESS = str(ResultCode.SUCCESS)
 # Bounded by form before any arithmetic: ASCII digits only (str.isdigit accepts "²").
 _RESULT_CODE = re.compile(r"[0-9]{1,9}")
@@ -313,12 +318,16 @@ async def _query_now(session: AsyncSession, invoice_pk: int) -> None:
     )
 
 
-async def held_success_receipt(session: AsyncSession, invoice: Invoice) -> str | None:
-    """The receipt of a success callback held for M-Pesa's confirmation, if it named the
-    checkout that M-Pesa confirmed."""
-    raw = await repository.held_success_body(session, invoice)
-    parsed = parse_callback(raw.encode()) if raw else None
-    return parsed.receipt if parsed else None
+async def held_success_receipts(session: AsyncSession, invoice: Invoice) -> list[str]:
+    """The distinct receipts of the success callbacks held for M-Pesa's confirmation that named
+    the invoice's checkout, newest first. An STK query confirms that the customer paid, never
+    which of these receipts is M-Pesa's: any of them may be made up (see `payments/receipts.py`)."""
+    receipts: list[str] = []
+    for raw in await repository.held_success_bodies(session, invoice, HELD_BODIES_READ):
+        parsed = parse_callback(raw.encode())
+        if parsed and parsed.receipt and parsed.receipt not in receipts:
+            receipts.append(parsed.receipt)
+    return receipts[:HELD_RECEIPTS_ASKED]
 
 
 def _mismatch(invoice: Invoice, parsed: ParsedCallback) -> str | None:

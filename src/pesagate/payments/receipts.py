@@ -1,12 +1,15 @@
 """Confirming a held success by its receipt, with Daraja's Transaction Status.
 
-A success callback held for confirmation (AWAITING_CONFIRMATION) carries an M-Pesa receipt.
-Besides the STK query (by CheckoutRequestID), reconciliation asks Transaction Status about that
-receipt (when an initiator is configured: `Settings.transaction_status_enabled`); M-Pesa posts
-the Result to `/callbacks/stk/{token}/status`. The invoice completes only when M-Pesa says the
-receipt is Completed for exactly the invoice's value, the held callback named the invoice's own
-checkout, and no other invoice holds the receipt: M-Pesa's own word, as for FAILED -> COMPLETE.
-Every Result is stored (with the invoice's callbacks, noted "transaction status")."""
+A success callback held for confirmation (AWAITING_CONFIRMATION) carries an M-Pesa receipt,
+and so may a forged one posted beside it (or instead of it, when M-Pesa's own was lost). An STK
+query says whether the customer paid, never with which receipt. So, when an initiator is
+configured (`Settings.transaction_status_enabled`), reconciliation asks Transaction Status
+about each held receipt (the latest few); M-Pesa posts the Results to
+`/callbacks/stk/{token}/status`. A receipt is the payment's only when M-Pesa says it is
+Completed for exactly the invoice's value, a held callback naming the invoice's own checkout
+carried it, and no other invoice holds it: then the invoice completes with it (or, completed
+earlier without a receipt, learns it). Every Result is stored (with the invoice's callbacks,
+noted "transaction status")."""
 
 import hashlib
 
@@ -20,7 +23,7 @@ from pesagate.mpesa.client import DarajaClient
 from pesagate.mpesa.protocol import STATUS_COMPLETED
 from pesagate.mpesa.reversal import InitiatorResult, parse_result, status_report
 from pesagate.payments import repository, state
-from pesagate.payments.callbacks import CallbackPolicy, held_success_receipt
+from pesagate.payments.callbacks import CallbackPolicy, held_success_receipts
 
 log = structlog.get_logger("pesagate.reconcile")
 
@@ -29,25 +32,28 @@ RAW_MAX_CHARS = 8192
 UNKNOWN_PREFIX_CHARS = 256
 
 
-async def ask_about_receipt(
+async def ask_about_receipts(
     db: Database, daraja: DarajaClient, settings: Settings, invoice: Invoice
-) -> bool:
-    """Ask Transaction Status about the held success's receipt; False if there is none."""
-    async with db.transaction() as session:
-        locked = await repository.lock_invoice(session, id=invoice.id)
-        receipt = None if locked is None else await held_success_receipt(session, locked)
-    if receipt is None:
-        return False
+) -> int:
+    """Ask Transaction Status about each held success's receipt; how many were asked about."""
+    async with db.read() as session:
+        receipts = await held_success_receipts(session, invoice)
     base = f"{settings.public_url.rstrip('/')}/callbacks/stk/{invoice.callback_token}"
-    answer = await daraja.transaction_status(
-        receipt=receipt,
-        result_url=f"{base}/status",
-        timeout_url=f"{base}/status",
-        remarks=f"Confirm payment {invoice.invoice_id}",
-    )
-    metrics.DARAJA_CALLS.labels("transaction_status", type(answer).__name__).inc()
-    log.info("receipt asked about", invoice_id=invoice.invoice_id, answer=type(answer).__name__)
-    return True
+    for receipt in receipts:
+        answer = await daraja.transaction_status(
+            receipt=receipt,
+            result_url=f"{base}/status",
+            timeout_url=f"{base}/status",
+            remarks=f"Confirm payment {invoice.invoice_id}",
+        )
+        metrics.DARAJA_CALLS.labels("transaction_status", type(answer).__name__).inc()
+        log.info(
+            "receipt asked about",
+            invoice_id=invoice.invoice_id,
+            receipt=receipt,
+            answer=type(answer).__name__,
+        )
+    return len(receipts)
 
 
 async def receive_status(
@@ -85,22 +91,22 @@ async def receive_status(
 async def _apply(
     session: AsyncSession, invoice: Invoice, parsed: InitiatorResult
 ) -> tuple[CallbackOutcome, str]:
-    if invoice.state == InvoiceState.COMPLETE:
+    if invoice.state == InvoiceState.COMPLETE and invoice.mpesa_reference is not None:
         return CallbackOutcome.IGNORED, f"{NOTE}: already COMPLETE"
     if not parsed.succeeded:
         return CallbackOutcome.IGNORED, f"{NOTE}: {parsed.result_code} {parsed.result_desc}"
     report = status_report(parsed)
-    held = await held_success_receipt(session, invoice)
+    receipt = report.receipt
     why = None
-    if held is None or report.receipt != held:
-        why = f"receipt {report.receipt} is not the held success's"
+    if receipt is None or receipt not in await held_success_receipts(session, invoice):
+        why = f"receipt {receipt} is not a held success's"
     elif (report.status or "").casefold() != STATUS_COMPLETED.casefold():
         why = f"the payment is {report.status}"
     elif report.amount_minor != invoice.value_minor:
         why = f"amount {report.amount_minor} is not the invoice's {invoice.value_minor}"
-    elif await repository.receipt_taken(session, held, invoice.id):
-        why = f"receipt {held} belongs to another invoice"
+    elif await repository.receipt_taken(session, receipt, invoice.id):
+        why = f"receipt {receipt} belongs to another invoice"
     if why is not None:
         return CallbackOutcome.MISMATCH, f"{NOTE}: {why}"
-    await state.complete(session, invoice, held)
-    return CallbackOutcome.APPLIED, f"{NOTE}: confirmed {held}"
+    await state.complete(session, invoice, receipt)  # or, already COMPLETE, learns the receipt
+    return CallbackOutcome.APPLIED, f"{NOTE}: confirmed {receipt}"

@@ -209,10 +209,10 @@ async def holds_success(session: AnySession, invoice_pk: int) -> bool:
     return bool(await session.scalar(query))
 
 
-async def held_success_body(session: AsyncSession, invoice: Invoice) -> str | None:
-    """The raw body of the latest success callback held for confirmation (or stored with an
-    error) that named the invoice's checkout."""
-    raw: str | None = await session.scalar(
+async def held_success_bodies(session: AsyncSession, invoice: Invoice, limit: int) -> list[str]:
+    """The raw bodies of the latest success callbacks held for confirmation (or stored with an
+    error) that named the invoice's checkout, newest first."""
+    rows = await session.scalars(
         select(MpesaCallback.raw_body)
         .where(
             MpesaCallback.invoice_id == invoice.id,
@@ -223,9 +223,9 @@ async def held_success_body(session: AsyncSession, invoice: Invoice) -> str | No
             MpesaCallback.result_code == str(ResultCode.SUCCESS),
         )
         .order_by(MpesaCallback.id.desc())
-        .limit(1)
+        .limit(limit)
     )
-    return raw
+    return list(rows.all())
 
 
 async def delete_refused_callbacks(session: AsyncSession, before: datetime, limit: int) -> int:

@@ -8,7 +8,8 @@ same refund) and Results for final refunds change nothing.
   job asks Transaction Status at once.
 - A Transaction Status Result about the refunded payment: "Reversed" completes the refund; a
   payment still "Completed" cancels it only once `refund_unknown_grace_s` has passed since the
-  reversal was sent (M-Pesa may still be processing it). Anything else is recorded only.
+  reversal was sent (M-Pesa may still be processing it), and so does M-Pesa's answer that it
+  knows no payment by that receipt (R000002). Anything else is recorded only.
 - M-Pesa's word that the payment was reversed after all, for a refund so CANCELLED: the money
   left, so the books follow (`state.complete_late`).
 """
@@ -140,6 +141,10 @@ async def _status_result(
     result: InitiatorResult,
     policy: ResultPolicy,
 ) -> bool:
+    sent_at = refund.reversal_sent_at
+    waited = sent_at is not None and utc_now() - sent_at >= timedelta(
+        seconds=policy.unknown_grace_s
+    )
     if not result.succeeded:
         log.warning(
             "transaction status failed",
@@ -147,6 +152,10 @@ async def _status_result(
             code=result.result_code,
             desc=result.result_desc,
         )
+        if result.result_code == ReversalCode.INVALID_ORIGINAL and waited:
+            # M-Pesa knows no payment by the receipt the reversal named: it reversed nothing.
+            resolution = "M-Pesa does not know the payment's receipt: nothing was reversed."
+            return await state.cancel(session, refund, invoice, result.result_code, resolution)
         return False
     report = status_report(result)
     if report.receipt != invoice.mpesa_reference:
@@ -154,10 +163,6 @@ async def _status_result(
     status = (report.status or "").casefold()
     if status == STATUS_REVERSED.casefold():
         return await state.complete(session, refund, invoice, None, ReversalCode.SUCCESS)
-    sent_at = refund.reversal_sent_at
-    waited = sent_at is not None and utc_now() - sent_at >= timedelta(
-        seconds=policy.unknown_grace_s
-    )
     if status == STATUS_COMPLETED.casefold() and waited:
         resolution = "M-Pesa never carried out the reversal: the payment is still Completed."
         return await state.cancel(session, refund, invoice, None, resolution)
