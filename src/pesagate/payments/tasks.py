@@ -115,9 +115,9 @@ class Reconciler:
         names the receipt, when it can be read; else Transaction Status is asked about each
         held receipt. Past `reconcile_max_s` the invoice completes without a receipt rather
         than with one that may be made up."""
-        if self.settings.pull_transactions_enabled:
-            if await check_statement(self.db, self.daraja, invoice) is StatementCheck.SETTLED:
-                return None
+        pull = self.settings.pull_transactions_enabled
+        if pull and await check_statement(self.db, self.daraja, invoice) is StatementCheck.SETTLED:
+            return None
         await ask_about_receipts(self.db, self.daraja, self.settings, invoice)
         if not giving_up:
             return self._again(attempts)
@@ -165,9 +165,7 @@ class Reconciler:
                 answer.result_desc,
             )
             if answer.result_code != "0":
-                changed = await state.fail(
-                    session, invoice, answer.result_code, answer.result_desc
-                )
+                changed = await state.fail(session, invoice, answer.result_code, answer.result_desc)
             else:
                 # A query carries no receipt. Held success callbacks do, but any of them may be
                 # made up: Transaction Status decides which is M-Pesa's, when it can be asked.
