@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 import structlog
 
-from pesagate.db import AsyncSession, Database
+from pesagate.db import AnySession, AsyncSession, Database
 from pesagate.kit.clock import utc_now
 from pesagate.kit.money import AmountError, parse_amount
 from pesagate.models import CallbackOutcome, Invoice, InvoiceState, MpesaCallback
@@ -318,7 +318,7 @@ async def _query_now(session: AsyncSession, invoice_pk: int) -> None:
     )
 
 
-async def held_success_receipts(session: AsyncSession, invoice: Invoice) -> list[str]:
+async def held_success_receipts(session: AnySession, invoice: Invoice) -> list[str]:
     """The distinct receipts of the success callbacks held for M-Pesa's confirmation that named
     the invoice's checkout, newest first. An STK query confirms that the customer paid, never
     which of these receipts is M-Pesa's: any of them may be made up (see `payments/receipts.py`)."""

@@ -209,7 +209,7 @@ async def holds_success(session: AnySession, invoice_pk: int) -> bool:
     return bool(await session.scalar(query))
 
 
-async def held_success_bodies(session: AsyncSession, invoice: Invoice, limit: int) -> list[str]:
+async def held_success_bodies(session: AnySession, invoice: Invoice, limit: int) -> list[str]:
     """The raw bodies of the latest success callbacks held for confirmation (or stored with an
     error) that named the invoice's checkout, newest first."""
     rows = await session.scalars(
