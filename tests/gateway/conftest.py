@@ -147,11 +147,18 @@ class Gateway:
         )
 
     def callbacks(self, invoice_id: str) -> list[MpesaCallback]:
+        """The invoice's STK result callbacks, oldest first (not the Transaction Status Results
+        stored beside them, noted "transaction status")."""
+
         async def fn(session: Any) -> list[MpesaCallback]:
             invoice = await session.scalar(select(Invoice).where(Invoice.invoice_id == invoice_id))
             rows = await session.scalars(
                 select(MpesaCallback)
-                .where(MpesaCallback.invoice_id == invoice.id)
+                .where(
+                    MpesaCallback.invoice_id == invoice.id,
+                    MpesaCallback.note.is_(None)
+                    | MpesaCallback.note.not_like("transaction status%"),
+                )
                 .order_by(MpesaCallback.id)
             )
             return list(rows.all())

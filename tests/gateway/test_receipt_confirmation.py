@@ -90,18 +90,31 @@ def test_a_forged_receipt_posted_after_mpesas_never_becomes_the_payments(start_g
     assert CallbackOutcome.APPLIED in outcomes.values()
 
 
-def test_a_forged_receipt_alone_is_never_recorded_when_mpesas_callback_is_lost(start_gateway):
-    # M-Pesa's callback never comes; a forged success with a made-up receipt is held. The query
-    # says the customer paid; Transaction Status knows no such receipt; the statement gives the
-    # payment's real one when the invoice is past reconcile_max_s.
-    phone = "254700009001"  # pays; its callback is never sent
-    gateway = start_gateway(confirm_callbacks=True)
+def forged_alone(gateway, phone):
+    """M-Pesa's callback never comes (this phone pays without one); a forged success with a
+    made-up receipt is held; the query says the customer paid. The final invoice."""
     invoice_id = gateway.push(phone, 150)["invoice"]["invoice_id"]
     row = gateway.invoice_row(invoice_id)
     assert post_callback(gateway, row, forged_success(row, 150, phone)).status_code == 200
     final = gateway.wait_final(invoice_id)
     assert final["state"] == "COMPLETE"
+    assert gateway.sdk().wallets.details(gateway.merchant.wallet_id)["current_balance"] != "0.00"
+    return final
+
+
+def test_a_forged_receipt_alone_gives_way_to_the_statements(start_gateway):
+    phone = "254700009001"
+    gateway = start_gateway(confirm_callbacks=True)
+    final = forged_alone(gateway, phone)
     assert final["mpesa_reference"] == truth_receipt(gateway, phone) != "UKSFORGED1"
+
+
+def test_a_forged_receipt_alone_is_never_recorded_without_a_statement(start_gateway):
+    # No statement to name the receipt: Transaction Status is asked about the forged one, knows
+    # no such receipt, and past reconcile_max_s the invoice completes without a receipt.
+    phone = "254700009001"
+    gateway = start_gateway(confirm_callbacks=True, mpesa_pull_transactions=False)
+    final = forged_alone(gateway, phone)
+    assert final["mpesa_reference"] is None
     asked = [q["transaction_id"] for q in gateway.sim.control("GET", "/status-queries")]
     assert "UKSFORGED1" in asked
-    assert gateway.sdk().wallets.details(gateway.merchant.wallet_id)["current_balance"] != "0.00"
