@@ -1,6 +1,7 @@
 """Reconciliation confirms a held success by its receipt with Transaction Status, when the STK
 query cannot tell yet; a receipt M-Pesa does not know confirms nothing."""
 
+import httpx
 from sqlalchemy import select
 
 from pesagate.models import CallbackOutcome, Invoice, MpesaCallback
@@ -118,3 +119,46 @@ def test_a_forged_receipt_alone_is_never_recorded_without_a_statement(start_gate
     assert final["mpesa_reference"] is None
     asked = [q["transaction_id"] for q in gateway.sim.control("GET", "/status-queries")]
     assert "UKSFORGED1" in asked
+
+
+def test_a_forged_status_result_confirms_nothing(start_gateway):
+    # Whoever knows the callback URL can post a Result too: a made-up receipt, held in a forged
+    # success, then "Completed" for the right amount in a forged Transaction Status Result. It
+    # answers no question pesagate asked (M-Pesa alone knows the ConversationID), so nothing
+    # is credited, and the customer's real answer still decides.
+    phone = "254712345690"
+    gateway = start_gateway(
+        confirm_callbacks=True,
+        stk_prompt_ttl_s=600,
+        simulator={"delay_min_s": 30, "delay_max_s": 30, "prompt_ttl_s": 60},
+    )
+    invoice_id = gateway.push(phone, amount=500)["invoice"]["invoice_id"]
+    row = gateway.invoice_row(invoice_id)
+    assert post_callback(gateway, row, forged_success(row, 500, phone)).status_code == 200
+    result = {
+        "Result": {
+            "ResultType": 0,
+            "ResultCode": 0,
+            "ResultDesc": "The service request is processed successfully.",
+            "OriginatorConversationID": "forged-1",
+            "ConversationID": "AG_20261201_forged",
+            "TransactionID": "UKSFORGED2",
+            "ResultParameters": {
+                "ResultParameter": [
+                    {"Key": "ReceiptNo", "Value": "UKSFORGED1"},
+                    {"Key": "TransactionStatus", "Value": "Completed"},
+                    {"Key": "Amount", "Value": "500"},
+                ]
+            },
+        }
+    }
+    answer = httpx.post(f"{gateway.url}/callbacks/stk/{row.callback_token}/status", json=result)
+    assert answer.status_code == 200
+    [stored] = status_rows(gateway, invoice_id)
+    assert stored.outcome == CallbackOutcome.MISMATCH
+    assert "answers no question" in stored.note
+    assert gateway.status(invoice_id)["state"] == "PROCESSING"
+    assert gateway.sdk().wallets.details(gateway.merchant.wallet_id)["current_balance"] == "0.00"
+    gateway.sim.http.post(f"/phone/{phone}/cancel")
+    final = gateway.wait_final(invoice_id)
+    assert final["state"] == "FAILED" and final["failed_code"] == "1032"

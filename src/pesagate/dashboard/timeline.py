@@ -14,7 +14,11 @@ from pesagate.payments.events import collection_key
 from pesagate.payments.history import PaymentRecord
 from pesagate.webhooks import service as webhooks
 
-QUERY_NAMES = {"stk_query": "STK Push Query", "statement": "Statement lookup (Pull Transactions)"}
+QUERY_NAMES = {
+    "stk_query": "STK Push Query",
+    "statement": "Statement lookup (Pull Transactions)",
+    "txn_status": "Transaction Status about a receipt",
+}
 
 
 @dataclass

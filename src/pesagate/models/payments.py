@@ -137,6 +137,7 @@ class MpesaCallback(Base):
 class QueryKind(StrEnum):
     STK_QUERY = "stk_query"  # STK Push Query by CheckoutRequestID
     STATEMENT = "statement"  # Pull Transactions: the shortcode's statement
+    TRANSACTION_STATUS = "txn_status"  # Transaction Status about a held success's receipt
 
 
 class MpesaQuery(Base):

@@ -6,7 +6,9 @@ query says whether the customer paid, never with which receipt. So, when an init
 configured (`Settings.transaction_status_enabled`), reconciliation asks Transaction Status
 about each held receipt (the latest few); M-Pesa posts the Results to
 `/callbacks/stk/{token}/status`. A receipt is the payment's only when M-Pesa says it is
-Completed for exactly the invoice's value, a held callback naming the invoice's own checkout
+Completed for exactly the invoice's value, in a Result carrying the ConversationID with which
+M-Pesa acknowledged pesagate's question about that receipt (anyone who knows the callback URL
+can post a Result; only M-Pesa knows that id), a held callback naming the invoice's own checkout
 carried it, and no other invoice holds it: then the invoice completes with it (or, completed
 earlier without a receipt, learns it). Every Result is stored (with the invoice's callbacks,
 noted "transaction status")."""
@@ -18,8 +20,8 @@ import structlog
 from pesagate import metrics
 from pesagate.config import Settings
 from pesagate.db import AsyncSession, Database
-from pesagate.models import CallbackOutcome, Invoice, InvoiceState, MpesaCallback
-from pesagate.mpesa.client import DarajaClient
+from pesagate.models import CallbackOutcome, Invoice, InvoiceState, MpesaCallback, QueryKind
+from pesagate.mpesa.client import DarajaClient, RequestAccepted
 from pesagate.mpesa.protocol import STATUS_COMPLETED
 from pesagate.mpesa.reversal import InitiatorResult, parse_result, status_report
 from pesagate.payments import repository, state
@@ -53,7 +55,21 @@ async def ask_about_receipts(
             receipt=receipt,
             answer=type(answer).__name__,
         )
+        await _remember(db, invoice.id, receipt, answer)
     return len(receipts)
+
+
+async def _remember(db: Database, invoice_pk: int, receipt: str, answer: object) -> None:
+    """The question goes on the payment's timeline; an acknowledged one with its ConversationID,
+    which the Result must carry (`_apply`): M-Pesa alone knows it."""
+    if isinstance(answer, RequestAccepted):
+        detail = repository.status_query_detail(receipt, answer.conversation_id)
+    else:
+        detail = f"receipt {receipt}"
+    async with db.transaction() as session:
+        repository.record_query(
+            session, invoice_pk, QueryKind.TRANSACTION_STATUS, type(answer).__name__, None, detail
+        )
 
 
 async def receive_status(
@@ -100,6 +116,10 @@ async def _apply(
     why = None
     if receipt is None or receipt not in await held_success_receipts(session, invoice):
         why = f"receipt {receipt} is not a held success's"
+    elif not parsed.conversation_id or not await repository.asked_status(
+        session, invoice.id, receipt, parsed.conversation_id
+    ):
+        why = f"ConversationID {parsed.conversation_id} answers no question pesagate asked"
     elif (report.status or "").casefold() != STATUS_COMPLETED.casefold():
         why = f"the payment is {report.status}"
     elif report.amount_minor != invoice.value_minor:

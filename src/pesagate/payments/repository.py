@@ -50,6 +50,26 @@ async def receipt_taken(session: AsyncSession, receipt: str, invoice_pk: int) ->
     return bool(await session.scalar(query))
 
 
+def status_query_detail(receipt: str, conversation_id: str) -> str:
+    """How a Transaction Status query is kept: its Result must name both."""
+    return f"receipt {receipt}, ConversationID {conversation_id}"
+
+
+async def asked_status(
+    session: AsyncSession, invoice_pk: int, receipt: str, conversation_id: str
+) -> bool:
+    """Whether pesagate asked Transaction Status about this receipt for this invoice and M-Pesa
+    acknowledged the question with this ConversationID."""
+    query = select(
+        exists().where(
+            MpesaQuery.invoice_id == invoice_pk,
+            MpesaQuery.kind == QueryKind.TRANSACTION_STATUS,
+            MpesaQuery.detail == status_query_detail(receipt, conversation_id),
+        )
+    )
+    return bool(await session.scalar(query))
+
+
 @dataclass(frozen=True, slots=True)
 class InvoiceFilter:
     """The `GET /invoices/` filters, already validated."""
