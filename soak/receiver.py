@@ -28,7 +28,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     if scope["path"] == "/fail-rate":
         FAIL_RATE[0] = float(orjson.loads(body)["rate"])
-        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         return
     status = 500 if RNG.random() < FAIL_RATE[0] else 200
