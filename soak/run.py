@@ -373,6 +373,22 @@ def invoices(db_url: str) -> dict[str, tuple[str, str | None, bool, str]]:
     return asyncio.run(fetch())
 
 
+def stored_receipts(db_url: str) -> dict[str, str | None]:
+    """Invoice id -> the M-Pesa receipt it holds, for the COMPLETE invoices."""
+
+    async def fetch() -> dict[str, str | None]:
+        connection = await asyncpg.connect(db_url.replace("+asyncpg", ""))
+        try:
+            rows = await connection.fetch(
+                "SELECT invoice_id, mpesa_reference FROM invoices WHERE state = 'COMPLETE'"
+            )
+            return {row["invoice_id"]: row["mpesa_reference"] for row in rows}
+        finally:
+            await connection.close()
+
+    return asyncio.run(fetch())
+
+
 def api_refs(db_url: str) -> dict[str, str]:
     """Invoice id -> api_ref (the soak's api_ref names the payment, and so its key)."""
 
@@ -750,6 +766,11 @@ def check(
 ) -> bool:
     truth = httpx.get(f"http://127.0.0.1:{ports['sim']}/control/transactions", timeout=60).json()
     paid = {t["account_reference"] for t in truth if t["result_code"] == 0}
+    # The receipt each COMPLETE invoice holds must be M-Pesa's (the forger's are made up).
+    real_receipt = {t["account_reference"]: t["receipt"] for t in truth if t["result_code"] == 0}
+    held = stored_receipts(db_url)
+    wrong_receipt = [i for i, r in held.items() if r is not None and r != real_receipt.get(i)]
+    no_receipt = [i for i, r in held.items() if r is None]
     stored = invoices(db_url)
     checkouts = known_checkouts(db_url)
     complete = {invoice for invoice, (s, *_) in stored.items() if s == "COMPLETE"}
@@ -786,6 +807,8 @@ def check(
         ("COMPLETE without M-Pesa's success", len(complete - paid), not (complete - paid)),
         ("paid but not COMPLETE", len(paid - complete), not (paid - complete)),
         ("COMPLETE from the statement (no CheckoutRequestID)", len(from_statement), True),
+        ("COMPLETE with a receipt that is not M-Pesa's", len(wrong_receipt), not wrong_receipt),
+        ("COMPLETE without a receipt (never confirmed)", len(no_receipt), True),
         ("forged successes posted", outcomes.forged, True),
         (
             "Idempotency-Keys with 2+ invoices",
