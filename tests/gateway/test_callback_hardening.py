@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.kit.clock import utc_now
-from pesagate.models import CallbackOutcome, Job, MpesaCallback
+from pesagate.models import CallbackOutcome, Job, MpesaCallback, ResultOutcome, ReversalResult
 from pesagate.payments.callback_retention import prune_refused
 from tests.fixtures.servers import wait_until
 
@@ -299,3 +299,21 @@ def test_old_refused_callbacks_are_pruned_and_evidence_is_kept(gateway):
     assert asyncio.run(age_and_prune()) == 1
     assert [row.raw_body for row in refused_rows(gateway)] == ['{"new":true}']
     assert gateway.callbacks(final["invoice_id"])  # an invoice's callbacks are evidence
+
+
+def test_posts_for_no_invoice_or_refund_share_one_allowance_on_every_result_route(start_gateway):
+    gateway = start_gateway(callback_refusal_limit="3/minute")
+    body = b'{"Result": "' + b"x" * 10_000 + b'"}'
+    routes = ["/callbacks/stk/made-up", "/callbacks/stk/made-up/status"]
+    routes.append("/callbacks/reversal/made-up/result")
+    for route in routes:
+        assert httpx.post(f"{gateway.url}{route}", content=body).status_code == 200
+    for route in routes:  # the source's allowance is spent: refused, and nothing kept
+        assert httpx.post(f"{gateway.url}{route}", content=body).status_code == 429
+    stk = refused_rows(gateway)
+    assert len(stk) == 2 and all(len(row.raw_body) <= 256 for row in stk)
+    reversal = gateway.query(
+        lambda s: s.scalars(select(ReversalResult).where(ReversalResult.refund_id.is_(None)))
+    ).all()
+    assert [row.outcome for row in reversal] == [ResultOutcome.UNKNOWN_TOKEN]
+    assert len(reversal[0].raw_body) <= 512

@@ -11,6 +11,7 @@ through Redis when `PESAGATE_REDIS_URL` is set.
 import hashlib
 import math
 import time
+from collections.abc import Awaitable, Callable
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -71,6 +72,20 @@ class RateLimiter:
 
     async def check(self, key: str) -> None:
         await self._window.hit(key)
+
+
+def allowance(limiter: RateLimiter, key: str) -> Callable[[], Awaitable[bool]]:
+    """Spends one of `key`'s allowance when called; False once it is used up. For posts that
+    are refused anyway (callbacks for no invoice): past the allowance they are not stored."""
+
+    async def allow() -> bool:
+        try:
+            await limiter.check(key)
+        except Throttled:
+            return False
+        return True
+
+    return allow
 
 
 class PromptLimiter:

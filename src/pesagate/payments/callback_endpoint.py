@@ -1,19 +1,25 @@
 """`POST /callbacks/stk/{token}`: where Daraja reports results. No API key: the path token
 identifies the invoice (see payments/callbacks.py). Answers fast, also for duplicates.
 
-Posts that speak for no invoice (or come from a forbidden source) are rate limited per
-source address: past `PESAGATE_CALLBACK_REFUSAL_LIMIT` they are answered 429 and not stored
-at all. Callbacks for real invoices are never limited: Safaricom sends every merchant's
-callbacks from a few addresses."""
+Posts that speak for no invoice (or come from a forbidden source), on this route and on the
+Transaction Status and Reversal Result routes, are rate limited per source address: past
+`PESAGATE_CALLBACK_REFUSAL_LIMIT` they are answered 429 and not stored at all. Callbacks for
+real invoices are never limited: Safaricom sends every merchant's callbacks from a few
+addresses."""
 
 from fastapi import APIRouter, Request
 
 from pesagate import metrics
 from pesagate.dependencies import DbDep, SettingsDep
 from pesagate.kit.jsonutil import JSONBytesResponse
-from pesagate.merchants.ratelimit import RateLimiter, Throttled
+from pesagate.merchants.ratelimit import RateLimiter, allowance
 from pesagate.models import CallbackOutcome
-from pesagate.payments.callbacks import CallbackPolicy, receive_callback
+from pesagate.payments.callbacks import (
+    CallbackPolicy,
+    Received,
+    RefusalAllowance,
+    receive_callback,
+)
 from pesagate.payments.receipts import receive_status
 from pesagate.payments.responses import CallbackAccepted
 
@@ -32,24 +38,10 @@ async def stk_callback(
 ) -> JSONBytesResponse:
     source_ip = request.client.host if request.client else None
     policy = CallbackPolicy(settings.callback_networks, settings.confirm_successes)
-    limiter: RateLimiter = request.app.state.services.callback_refusals
-
-    async def allow_refusal() -> bool:
-        try:
-            await limiter.check(f"callback-refusals:{source_ip}")
-        except Throttled:
-            return False
-        return True
-
     received = await receive_callback(
-        db, token, await request.body(), source_ip, policy, allow_refusal
+        db, token, await request.body(), source_ip, policy, refusals(request, source_ip)
     )
-    metrics.CALLBACKS.labels(received.outcome.value if received.stored else "THROTTLED").inc()
-    if not received.stored:
-        return JSONBytesResponse({"detail": "Too many refused callbacks from this source."}, 429)
-    if received.outcome == CallbackOutcome.FORBIDDEN_SOURCE:
-        return JSONBytesResponse({"detail": "Callbacks are not accepted from here."}, 403)
-    return JSONBytesResponse(ACCEPTED)
+    return _answer(received)
 
 
 @router.post(
@@ -62,8 +54,23 @@ async def transaction_status_result(
 ) -> JSONBytesResponse:
     source_ip = request.client.host if request.client else None
     policy = CallbackPolicy(settings.callback_networks, settings.confirm_successes)
-    outcome = await receive_status(db, token, await request.body(), source_ip, policy)
-    metrics.CALLBACKS.labels(outcome.value).inc()
-    if outcome == CallbackOutcome.FORBIDDEN_SOURCE:
+    received = await receive_status(
+        db, token, await request.body(), source_ip, policy, refusals(request, source_ip)
+    )
+    return _answer(received)
+
+
+def refusals(request: Request, source_ip: str | None) -> RefusalAllowance:
+    """The source's allowance of refused posts (`PESAGATE_CALLBACK_REFUSAL_LIMIT`), shared by
+    every Daraja result route."""
+    limiter: RateLimiter = request.app.state.services.callback_refusals
+    return allowance(limiter, f"callback-refusals:{source_ip}")
+
+
+def _answer(received: Received) -> JSONBytesResponse:
+    metrics.CALLBACKS.labels(received.outcome.value if received.stored else "THROTTLED").inc()
+    if not received.stored:
+        return JSONBytesResponse({"detail": "Too many refused callbacks from this source."}, 429)
+    if received.outcome == CallbackOutcome.FORBIDDEN_SOURCE:
         return JSONBytesResponse({"detail": "Callbacks are not accepted from here."}, 403)
     return JSONBytesResponse(ACCEPTED)

@@ -25,7 +25,12 @@ from pesagate.mpesa.client import DarajaClient, RequestAccepted
 from pesagate.mpesa.protocol import STATUS_COMPLETED
 from pesagate.mpesa.reversal import InitiatorResult, parse_result, status_report
 from pesagate.payments import repository, state
-from pesagate.payments.callbacks import CallbackPolicy, held_success_receipts
+from pesagate.payments.callbacks import (
+    CallbackPolicy,
+    Received,
+    RefusalAllowance,
+    held_success_receipts,
+)
 
 log = structlog.get_logger("pesagate.reconcile")
 
@@ -73,8 +78,13 @@ async def _remember(db: Database, invoice_pk: int, receipt: str, answer: object)
 
 
 async def receive_status(
-    db: Database, token: str, raw: bytes, source_ip: str | None, policy: CallbackPolicy
-) -> CallbackOutcome:
+    db: Database,
+    token: str,
+    raw: bytes,
+    source_ip: str | None,
+    policy: CallbackPolicy,
+    allow_refusal: RefusalAllowance | None = None,
+) -> Received:
     parsed = parse_result(raw)
     async with db.transaction() as session:
         invoice = await repository.lock_invoice(session, callback_token=token[:64])
@@ -87,6 +97,8 @@ async def receive_status(
         else:
             outcome, note = await _apply(session, invoice, parsed)
         evidence = invoice is not None and outcome != CallbackOutcome.FORBIDDEN_SOURCE
+        if not evidence and allow_refusal is not None and not await allow_refusal():
+            return Received(outcome, stored=False)
         text = raw[: RAW_MAX_CHARS if evidence else UNKNOWN_PREFIX_CHARS]
         session.add(
             MpesaCallback(
@@ -101,7 +113,7 @@ async def receive_status(
                 note=note[:300],
             )
         )
-    return outcome
+    return Received(outcome, invoice_id=invoice.invoice_id if invoice else None)
 
 
 async def _apply(

@@ -1,6 +1,7 @@
 """`POST /callbacks/reversal/{token}/{kind}`: where M-Pesa posts Reversal Results, queue
 timeouts and Transaction Status Results for a refund. No API key: the unguessable path token
-names the refund. Answered 200 whatever the body, duplicates included."""
+names the refund. Answered 200 whatever the body, duplicates included; posts for no refund are
+rate limited per source as on the STK routes (`payments/callback_endpoint.py`)."""
 
 from ipaddress import ip_address
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Request
 from pesagate.dependencies import DbDep, SettingsDep
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.models import ResultKind
+from pesagate.payments.callback_endpoint import refusals
 from pesagate.payments.responses import CallbackAccepted
 from pesagate.refunds.results import ResultPolicy, receive_result
 
@@ -39,7 +41,17 @@ async def reversal_result(
     if networks and not _allowed(source_ip, networks):
         return JSONBytesResponse({"detail": "Callbacks are not accepted from here."}, 403)
     policy = ResultPolicy(settings.refund_unknown_grace_s)
-    await receive_result(db, token, result_kind, await request.body(), source_ip, policy)
+    outcome = await receive_result(
+        db,
+        token,
+        result_kind,
+        await request.body(),
+        source_ip,
+        policy,
+        refusals(request, source_ip),
+    )
+    if outcome is None:
+        return JSONBytesResponse({"detail": "Too many refused callbacks from this source."}, 429)
     return JSONBytesResponse(ACCEPTED)
 
 

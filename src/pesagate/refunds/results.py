@@ -15,6 +15,7 @@ same refund) and Results for final refunds change nothing.
 """
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -46,7 +47,10 @@ async def receive_result(
     body: bytes,
     source_ip: str | None,
     policy: ResultPolicy,
-) -> ResultOutcome:
+    allow_refusal: Callable[[], Awaitable[bool]] | None = None,
+) -> ResultOutcome | None:
+    """What became of the Result; None when it spoke for no refund and the source's allowance
+    of such posts was used up: then nothing is stored."""
     text = body.decode("utf-8", errors="replace")
     parsed = parse_result(body)
     row = ReversalResult(
@@ -63,6 +67,8 @@ async def receive_result(
         # writer keeps; the refund first would deadlock with the refund's job).
         refund_pk = await repository.refund_pk_by_token(session, token[:64])
         if refund_pk is None:
+            if allow_refusal is not None and not await allow_refusal():
+                return None
             row.outcome, row.raw_body = ResultOutcome.UNKNOWN_TOKEN, text[:UNKNOWN_PREFIX_CHARS]
         else:
             row.refund_id = refund_pk
