@@ -354,8 +354,11 @@ def test_a_hanging_receiver_does_not_delay_another_merchants_webhooks(start_gate
     )
     hanging = CallbackReceiver(delay_s=hang_s).start()
     try:
-        add_endpoint(gateway, hanging.url + "/hang")
-        for n in range(4):  # four invoices: four deliveries that could run at once
+        # Three hanging endpoints of one business: one lane per endpoint would let them hold
+        # all six slots; the business's lane holds two, whatever its number of endpoints.
+        for n in range(3):
+            add_endpoint(gateway, f"{hanging.url}/hang{n}")
+        for n in range(4):  # four invoices: twelve deliveries that could run at once
             gateway.push(f"25471234560{n}")
         wait_until(lambda: hanging.in_flight >= 2, what="deliveries hanging")
         secret = add_endpoint(gateway, receiver.url + "/other", merchant=gateway.other)[
@@ -364,7 +367,7 @@ def test_a_hanging_receiver_does_not_delay_another_merchants_webhooks(start_gate
         invoice_id = gateway.push("254712345678", merchant=gateway.other)["invoice"]["invoice_id"]
         # Delivered while the hang goes on, in a bound far below it.
         request = receiver.wait_for("/other", timeout_s=10)[0]
-        assert hanging.in_flight == 2  # still hanging, and never more than the lane's two slots
+        assert hanging.in_flight == 2  # still hanging, never more than the business's two slots
         assert hanging.max_in_flight == 2
         body = verified(request, secret)
         assert (body["invoice_id"], body["state"]) == (invoice_id, "PENDING")

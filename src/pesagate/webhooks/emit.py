@@ -63,7 +63,7 @@ async def add_event(
         delivery_job_key(event.id),
         utc_now(),
         {"event_pk": event.id},
-        lane=delivery_lane(endpoint.id),
+        lane=delivery_lane(endpoint.business_id),
     )
     return event
 
@@ -72,6 +72,7 @@ def delivery_job_key(event_pk: int) -> str:
     return f"webhook:{event_pk}"
 
 
-def delivery_lane(endpoint_pk: int) -> str:
-    """Deliveries to one endpoint share a lane: a slow endpoint holds only the lane's slots."""
-    return f"endpoint:{endpoint_pk}"
+def delivery_lane(business_pk: int) -> str:
+    """One business's deliveries share a lane: its slow endpoints, however many it adds, hold
+    only the lane's slots (`worker_lane_slots`), and every other business keeps the rest."""
+    return f"webhooks:{business_pk}"

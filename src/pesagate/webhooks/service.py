@@ -153,7 +153,7 @@ async def replay_event(db: Database, business_pk: int, event_id: str) -> respons
             delivery_job_key(event.id),
             utc_now(),
             {"event_pk": event.id},
-            lane=delivery_lane(event.endpoint_id),
+            lane=delivery_lane(event.business_id),
         )
         attempts = await repository.attempts_of(session, [event.id])
         return event_json(event, attempts[event.id])

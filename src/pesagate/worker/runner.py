@@ -11,9 +11,9 @@ While a job runs its lease is renewed, and the job is cancelled before the end o
 last renewed (and in any case after `job_timeout_s`): a job whose renewals fail stops before
 another worker may take it, so it never runs twice at once.
 
-A job may name a `lane` (the destination it calls, e.g. one webhook endpoint). At most
-`lane_slots` jobs of one lane run at a time here: a destination that hangs holds that share
-of the slots, and every other destination keeps the rest.
+A job may name a `lane` (the destinations it calls, e.g. one business's webhook endpoints). At
+most `lane_slots` jobs of one lane run at a time here: destinations that hang hold that share
+of the slots, and every other lane keeps the rest.
 
 A handler that raises or runs past its deadline is a failed attempt (logged with its
 traceback, retried with backoff); so is a lease that ran out (its worker died or hung).
