@@ -42,6 +42,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import text
 
 from pesagate.app import create_app
 from pesagate.config import Settings
@@ -218,6 +219,9 @@ def _serve(db_url: str) -> Iterator[FuzzGateway]:
     with UvicornThread(app, sock):
         gateway = FuzzGateway(url, ours.keys.secret_key, ours.keys.public_key, {}, monitor)
         gateway.ids = _seed(gateway, ours, theirs)
+        # Daraja's result routes: a real invoice's callback URL, and a Reversal Result's kind.
+        gateway.ids["token"] = [_callback_token(db_url, gateway.ids["invoice_id"][0]), "x"]
+        gateway.ids["kind"] = ["result"]
         yield gateway
     monitor.stop()
 
@@ -291,6 +295,19 @@ def _seed(gateway: FuzzGateway, ours: Any, theirs: Any) -> dict[str, list[str]]:
         "chargeback_id": [chargeback.json()["chargeback_id"]],
         "refundable": [to_refund["invoice_id"], to_refund["value"]],
     }
+
+
+def _callback_token(db_url: str, invoice_id: str) -> str:
+    async def go() -> str:
+        db = Database(db_url)
+        try:
+            async with db.read() as session:
+                query = text("SELECT callback_token FROM invoices WHERE invoice_id = :i")
+                return str(await session.scalar(query, {"i": invoice_id}))
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
 
 
 def _paid_invoice(api: httpx.Client, ok: Any, phone: str) -> dict[str, Any]:
@@ -537,6 +554,39 @@ def happy_paths(ids: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     }
 
 
+def _stk(result_code: object, *items: tuple[str, object]) -> dict[str, Any]:
+    metadata = {"Item": [{"Name": name, "Value": value} for name, value in items]}
+    callback = {"CheckoutRequestID": "ws_CO_fuzz", "ResultCode": result_code, "ResultDesc": "x"}
+    return {"Body": {"stkCallback": {**callback, "CallbackMetadata": metadata}}}
+
+
+def _initiator(result_code: object, *items: tuple[str, object]) -> dict[str, Any]:
+    parameters = {"ResultParameter": [{"Key": key, "Value": value} for key, value in items]}
+    result = {"ResultCode": result_code, "ConversationID": "AG_fuzz", "ResultDesc": "x"}
+    return {"Result": {**result, "ResultParameters": parameters}}
+
+
+# What a forger (or a broken proxy) may post to Daraja's result routes: numbers costly to
+# convert, digits of other scripts, odd types, deep nesting. Each must be stored as an outcome
+# (or refused), never a 5xx, never holding the loop.
+HOSTILE_RESULTS: list[Any] = [
+    _stk("²"),
+    _stk(arabic_indic("0")),
+    _stk(0, ("Amount", "sNaN"), ("MpesaReceiptNumber", "X" * 5000)),
+    _stk(0, ("Amount", "1e2000000"), ("PhoneNumber", fullwidth("254712345678"))),
+    _stk(0, ("Amount", 1e308), ("PhoneNumber", -1), ("TransactionDate", "9" * 400)),
+    _stk(10**30, ("Amount", [1, {"a": None}])),
+    _initiator("R" * 5000, ("ReceiptNo", "UKS" * 2000), ("Amount", "1e2000000")),
+    _initiator(0, ("TransactionStatus", "Completed"), ("Amount", "9" * 5000)),
+    _initiator({"nested": True}, ("ReceiptNo", None)),
+    b"[" * 50_000 + b"]" * 50_000,
+    b'{"Body": ' + b"9" * 60_000 + b"}",
+    [1, 2],
+    "text",
+    None,
+]
+
+
 def probe(campaign: Campaign, operation: Any, gateway: FuzzGateway) -> None:
     """What generation never sends: other credentials, other content types, odd bodies, and
     one plain valid request."""
@@ -564,6 +614,9 @@ def probe(campaign: Campaign, operation: Any, gateway: FuzzGateway) -> None:
         send(secret, body=[1, 2])
     if has_body or operation.method.upper() == "POST":  # the body limit applies to every route
         send(secret, body={"x": "y" * 70_000})  # over 64 KiB
+    if operation.path.startswith("/callbacks/"):  # Daraja's bodies have no documented schema
+        for body in HOSTILE_RESULTS:
+            send({}, body=body, media_type="application/json")
     # One plain valid request: real ids, no query, a valid body where one is needed.
     happy = {
         "path_parameters": path_parameters,

@@ -119,7 +119,7 @@ def _error_codes(path: str, method: str, operation: dict[str, Any]) -> list[str]
         if path.endswith("/replay/"):
             codes.append("409")
     elif path.startswith("/callbacks/"):
-        codes += ["403", "408", "413"]
+        codes += ["403", "408", "413", "429"]  # 429: too many posts for no invoice or refund
     elif path == "/readyz":
         codes.append("503")
     if "{" in path or "?" in path:
