@@ -23,6 +23,14 @@ def status_rows(gateway, invoice_id):
     return gateway.query(fn)
 
 
+def completed_result(receipt, amount, **fields):
+    """A Transaction Status Result calling `receipt` Completed for `amount`."""
+    items = [("ReceiptNo", receipt), ("TransactionStatus", "Completed"), ("Amount", str(amount))]
+    parameters = [{"Key": key, "Value": value} for key, value in items]
+    result = {"ResultCode": 0, "ResultDesc": "ok", **fields}
+    return {"Result": {**result, "ResultParameters": {"ResultParameter": parameters}}}
+
+
 def test_a_held_success_is_confirmed_by_its_receipt(start_gateway):
     # Every success waits for M-Pesa's confirmation; this number's STK queries answer "being
     # processed" three times, so the receipt is what M-Pesa confirms first.
@@ -45,19 +53,7 @@ def test_a_status_result_without_a_held_success_confirms_nothing(gateway):
     invoice_id = gateway.push("254700001032", 100)["invoice"]["invoice_id"]
     assert gateway.wait_final(invoice_id)["state"] == "FAILED"
     token = gateway.invoice_row(invoice_id).callback_token
-    body = {
-        "Result": {
-            "ResultCode": 0,
-            "ResultDesc": "ok",
-            "ResultParameters": {
-                "ResultParameter": [
-                    {"Key": "ReceiptNo", "Value": "UKS9999999"},
-                    {"Key": "TransactionStatus", "Value": "Completed"},
-                    {"Key": "Amount", "Value": "100"},
-                ]
-            },
-        }
-    }
+    body = completed_result("UKS9999999", 100)
     with gateway.client() as plain:
         answer = plain.post(f"{gateway.url}/callbacks/stk/{token}/status", json=body)
         unknown = plain.post(f"{gateway.url}/callbacks/stk/not-a-token/status", json=body)
@@ -135,23 +131,7 @@ def test_a_forged_status_result_confirms_nothing(start_gateway):
     invoice_id = gateway.push(phone, amount=500)["invoice"]["invoice_id"]
     row = gateway.invoice_row(invoice_id)
     assert post_callback(gateway, row, forged_success(row, 500, phone)).status_code == 200
-    result = {
-        "Result": {
-            "ResultType": 0,
-            "ResultCode": 0,
-            "ResultDesc": "The service request is processed successfully.",
-            "OriginatorConversationID": "forged-1",
-            "ConversationID": "AG_20261201_forged",
-            "TransactionID": "UKSFORGED2",
-            "ResultParameters": {
-                "ResultParameter": [
-                    {"Key": "ReceiptNo", "Value": "UKSFORGED1"},
-                    {"Key": "TransactionStatus", "Value": "Completed"},
-                    {"Key": "Amount", "Value": "500"},
-                ]
-            },
-        }
-    }
+    result = completed_result("UKSFORGED1", 500, ConversationID="AG_20261201_forged")
     answer = httpx.post(f"{gateway.url}/callbacks/stk/{row.callback_token}/status", json=result)
     assert answer.status_code == 200
     [stored] = status_rows(gateway, invoice_id)
