@@ -548,6 +548,14 @@ def test_a_failed_webhook_is_replayed_from_the_payment_timeline(start_gateway, c
             60,
             what="the replay's attempt on the timeline",
         )
-        assert client.get(detail).text.count("Replay this webhook") == failed - 1
+        html = client.get(detail).text
+        assert html.count("Replay this webhook") == failed - 1
+        # Delivered, it can be sent again, with the same webhook-id (a receiver that lost it).
+        assert html.count("Resend this webhook") == 1
+        before = len(callback_receiver.for_path("/hooks"))
+        resent = client.post_form(detail, f"/b/{business}/webhooks/events/{event_id}/replay", {})
+        assert resent.status_code == 200 and "sent again" in resent.text
+        again = callback_receiver.wait_for("/hooks", count=before + 1)[-1]
+        assert again.headers["webhook-id"] == event_id
     finally:
         client.close()

@@ -29,7 +29,8 @@ class Event:
     facts: list[tuple[str, str]] = field(default_factory=list)
     raw: str | None = None  # shown as is, in a <pre>
     lines: list[tuple[str, str, str]] = field(default_factory=list)  # (account, amount, status)
-    replay_event_id: str | None = None  # a FAILED webhook event: the page offers its replay
+    replay_event_id: str | None = None  # a settled webhook event: the page offers to send it again
+    replay_label: str = "Replay this webhook"
 
 
 async def of_payment(db: Database, business_pk: int, record: PaymentRecord) -> list[Event]:
@@ -115,8 +116,10 @@ async def _deliveries(db: Database, business_pk: int, invoice_pk: int) -> list[E
             if attempt.error:
                 shown.facts.append(("Error", attempt.error))
             events.append(shown)
-        if attempts and event.status == EventStatus.FAILED:
+        if attempts and event.status in (EventStatus.FAILED, EventStatus.DELIVERED):
             events[-1].replay_event_id = event.public_id  # on its last attempt
+            if event.status == EventStatus.DELIVERED:
+                events[-1].replay_label = "Resend this webhook"
         if not attempts:
             waiting = Event(event.created_at, "webhook", f"Webhook {event.topic} queued")
             waiting.facts = [("Endpoint", event.endpoint.url), ("Status", event.status.value)]

@@ -112,9 +112,10 @@ async def replay(
 ) -> Response:
     require(access, CAN_MANAGE_KEYS)
     try:
-        await service.replay_event(db, access.business_pk, event_id[:60])
+        await service.replay_event(db, access.business_pk, event_id[:60], delivered_too=True)
     except NotFound:
         raise PageRefused(404, "Not found", "There is no such event.") from None
     except ApiError as refused:
         return await _webhooks_page(db, access, visitor, 409, error=_problem(refused))
-    return await _webhooks_page(db, access, visitor, notice=f"Event {event_id} replayed.")
+    notice = f"Event {event_id[:60]} replayed: it is sent again with the same webhook-id."
+    return await _webhooks_page(db, access, visitor, notice=notice)

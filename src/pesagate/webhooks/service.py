@@ -136,14 +136,25 @@ async def list_events(
     return count, [event_json(event, attempts[event.id]) for event in events]
 
 
-async def replay_event(db: Database, business_pk: int, event_id: str) -> responses.WebhookEvent:
-    """A FAILED event goes back to PENDING with its attempts reset and the same id."""
+async def replay_event(
+    db: Database, business_pk: int, event_id: str, *, delivered_too: bool = False
+) -> responses.WebhookEvent:
+    """A FAILED event (or, with `delivered_too`, a DELIVERED one: the dashboard's "resend", for a
+    receiver that lost what it got) goes back to PENDING with its attempts reset and the same
+    id, so a receiver that deduplicates by `webhook-id` still can."""
+    replayable = (
+        (EventStatus.FAILED, EventStatus.DELIVERED) if delivered_too else (EventStatus.FAILED,)
+    )
     async with db.transaction() as session:
         event = await repository.lock_business_event(session, business_pk, event_id)
         if event is None:
             raise NotFound("No webhook event matches the given query.")
-        if event.status != EventStatus.FAILED:
-            raise Conflict("Only FAILED events can be replayed.")
+        if event.status not in replayable:
+            raise Conflict(
+                "Only FAILED or DELIVERED events can be sent again."
+                if delivered_too
+                else "Only FAILED events can be replayed."
+            )
         if not event.endpoint.is_active or event.endpoint.deleted_at is not None:
             raise Conflict("The webhook is disabled: re-enable it (PATCH is_active) first.")
         reopen(event)
