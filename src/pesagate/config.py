@@ -170,7 +170,10 @@ class Settings(LogSettings):
     )
     worker_concurrency: int = Field(32, ge=1, description="jobs one worker runs at a time")
     worker_lane_slots: int = Field(
-        8, ge=1, description="of those, at most this many for one business's webhook deliveries"
+        8,
+        ge=1,
+        description="of those, at most this many for one business's webhook deliveries "
+        "(half of it for one endpoint)",
     )
     worker_job_timeout_s: float = Field(300.0, gt=0, description="a job running longer fails")
     worker_max_failures: int = Field(

@@ -355,7 +355,7 @@ def test_a_hanging_receiver_does_not_delay_another_merchants_webhooks(start_gate
     hanging = CallbackReceiver(delay_s=hang_s).start()
     try:
         # Three hanging endpoints of one business: one lane per endpoint would let them hold
-        # all six slots; the business's lane holds two, whatever its number of endpoints.
+        # all six slots; its business's group holds two (one each), whatever its endpoints.
         for n in range(3):
             add_endpoint(gateway, f"{hanging.url}/hang{n}")
         for n in range(4):  # four invoices: twelve deliveries that could run at once

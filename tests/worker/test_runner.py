@@ -396,6 +396,34 @@ async def test_one_lane_takes_at_most_its_slots_and_the_rest_are_put_back_unharm
     assert await jobs(db) == []
 
 
+async def test_a_lane_group_takes_its_slots_and_each_of_its_lanes_half(db):
+    # A business (group b:1) with three hanging endpoints and a fourth one that answers: the
+    # group never holds more than its 4 slots, one endpoint never more than 2, so the fourth
+    # endpoint and another business still run.
+    gate, other = Gate(), Recorder()
+    runner = worker(db, {KIND: gate, "other": other}, poll_s=0.05, concurrency=8, lane_slots=4)
+    for endpoint in range(3):
+        for n in range(3):
+            async with db.transaction() as session:
+                lane = f"b:1/e:{endpoint}"
+                await schedule(session, KIND, f"hang-{endpoint}-{n}", utc_now(), {}, lane=lane)
+    stop, loop = await running_loop(runner)
+    try:
+        await eventually(lambda: _true(len(gate.inside) == 4), what="the group's four slots")
+        async with db.transaction() as session:
+            await schedule(session, "other", "same-business", utc_now(), {}, lane="b:1/e:9")
+            await schedule(session, "other", "elsewhere", utc_now(), {}, lane="b:2/e:1")
+        await eventually(lambda: _true(len(other.calls) == 1), what="the other business's job")
+        assert len(gate.inside) == 4  # the group is full: its fourth endpoint waits its turn
+        assert max(gate.most_inside.values()) == 2
+    finally:
+        gate.open()
+        await eventually(lambda: _true(len(other.calls) == 2), what="the fourth endpoint's job")
+        await eventually(lambda: _true(len(gate.calls) == 9), what="the group to drain")
+        await stop_loop(stop, loop)
+    assert await jobs(db) == []
+
+
 async def test_a_job_that_keeps_failing_is_dead_after_max_failures(db, caplog):
     handler = Recorder(*(RuntimeError(f"boom {n}") for n in range(3)))
     runner = worker(db, {KIND: handler}, max_failures=3)

@@ -63,7 +63,7 @@ async def add_event(
         delivery_job_key(event.id),
         utc_now(),
         {"event_pk": event.id},
-        lane=delivery_lane(endpoint.business_id),
+        lane=delivery_lane(endpoint.business_id, endpoint.id),
     )
     return event
 
@@ -72,7 +72,8 @@ def delivery_job_key(event_pk: int) -> str:
     return f"webhook:{event_pk}"
 
 
-def delivery_lane(business_pk: int) -> str:
-    """One business's deliveries share a lane: its slow endpoints, however many it adds, hold
-    only the lane's slots (`worker_lane_slots`), and every other business keeps the rest."""
-    return f"webhooks:{business_pk}"
+def delivery_lane(business_pk: int, endpoint_pk: int) -> str:
+    """Each endpoint has a lane in its business's group (worker/runner.py): a business's slow
+    endpoints, however many it adds, hold at most `worker_lane_slots` of a worker's slots, and
+    one of them at most half, so one slow endpoint leaves its business's others room."""
+    return f"webhooks:{business_pk}/endpoint:{endpoint_pk}"

@@ -164,7 +164,7 @@ async def replay_event(
             delivery_job_key(event.id),
             utc_now(),
             {"event_pk": event.id},
-            lane=delivery_lane(event.business_id),
+            lane=delivery_lane(event.business_id, event.endpoint_id),
         )
         attempts = await repository.attempts_of(session, [event.id])
         return event_json(event, attempts[event.id])

@@ -11,9 +11,11 @@ While a job runs its lease is renewed, and the job is cancelled before the end o
 last renewed (and in any case after `job_timeout_s`): a job whose renewals fail stops before
 another worker may take it, so it never runs twice at once.
 
-A job may name a `lane` (the destinations it calls, e.g. one business's webhook endpoints). At
-most `lane_slots` jobs of one lane run at a time here: destinations that hang hold that share
-of the slots, and every other lane keeps the rest.
+A job may name a `lane` (the destination it calls). At most `lane_slots` jobs of one lane run
+at a time here: a destination that hangs holds that share of the slots, and every other lane
+keeps the rest. A lane may sit in a group (`group/lane`, e.g. a business's webhook endpoints):
+then the group as a whole gets `lane_slots` and each of its lanes half of them: a tenant with
+many slow destinations holds one share, and with one slow destination its others keep half.
 
 A handler that raises or runs past its deadline is a failed attempt (logged with its
 traceback, retried with backoff); so is a lease that ran out (its worker died or hung).
@@ -35,7 +37,7 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import ColumnElement, case, delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate import metrics
@@ -81,6 +83,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()[: 63 - len(pid)]}:{pid}"
 
 
+LANE_GROUP_SEPARATOR = "/"
+
+
+def lane_levels(lane: str) -> list[str]:
+    """What a running job of `lane` counts against: its group, if any, and the lane itself."""
+    group, separator, _ = lane.partition(LANE_GROUP_SEPARATOR)
+    return [group, lane] if separator else [lane]
+
+
 def failure_backoff_s(failures: int) -> float:
     return float(min(2 ** min(failures, 10), 300))
 
@@ -113,7 +124,7 @@ class Worker:
         # running job id -> a lease a renewal asked for and may or may not have written (it was
         # cancelled mid-commit): until we know, the row may hold either lease.
         self._unsure: dict[int, datetime] = {}
-        self._lanes: Counter[str] = Counter()  # lane -> jobs of it running here
+        self._lanes: Counter[str] = Counter()  # lane or lane group -> jobs of it running here
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker started", worker=self.name, concurrency=self.concurrency)
@@ -196,7 +207,7 @@ class Worker:
     async def claim(self, limit: int | None = None) -> list[ClaimedJob]:
         now = utc_now()
         lease_until = now + timedelta(seconds=self.lease_s)
-        full = [lane for lane, count in self._lanes.items() if count >= self.lane_slots]
+        full = [level for level, count in self._lanes.items() if count >= self._cap(level)]
         due = (
             select(Job.id)
             .where(Job.run_at <= now, Job.dead_at.is_(None))
@@ -205,7 +216,12 @@ class Worker:
             .with_for_update(skip_locked=True)
         )
         if full:
-            due = due.where(Job.lane.is_(None) | Job.lane.not_in(full))
+            in_full_group = [
+                Job.lane.startswith(level + LANE_GROUP_SEPARATOR, autoescape=True)
+                for level in full
+                if LANE_GROUP_SEPARATOR not in level
+            ]
+            due = due.where(Job.lane.is_(None) | ~or_(Job.lane.in_(full), *in_full_group))
         # Still locked when claimed: its lease ran out (the worker died or hung), a failure.
         abandoned = case((Job.locked_by.is_not(None), 1), else_=0)
         statement = (
@@ -240,15 +256,15 @@ class Worker:
         if job.lease_until <= utc_now():
             log.warning("job not started: its lease ran out first", job=job.key)
             return
-        if job.lane is not None and self._lanes[job.lane] >= self.lane_slots:
+        if job.lane is not None and self._lane_full(job.lane):
             await self._put_back(job)
             return
         if job.failures >= self.max_failures:  # abandoned by workers that died or hung
             await self._fail(job, ABANDONED, failures=job.failures)
             return
         self._leases[job.id] = job.lease_until
-        if job.lane is not None:
-            self._lanes[job.lane] += 1
+        levels = lane_levels(job.lane) if job.lane is not None else []
+        self._lanes.update(levels)
         metrics.JOBS_RUNNING.inc()
         cancelled = False
         try:
@@ -258,12 +274,21 @@ class Worker:
             raise
         finally:
             metrics.JOBS_RUNNING.dec()
-            if job.lane is not None:
-                self._lanes[job.lane] -= 1
-                if not self._lanes[job.lane]:
-                    del self._lanes[job.lane]
+            for level in levels:
+                self._lanes[level] -= 1
+                if not self._lanes[level]:
+                    del self._lanes[level]
             if not cancelled:
                 self._forget_lease(job)
+
+    def _cap(self, level: str) -> int:
+        """A lane group, or a lane of its own: `lane_slots`; a lane in a group: half of it."""
+        if LANE_GROUP_SEPARATOR in level:
+            return max(1, self.lane_slots // 2)
+        return self.lane_slots
+
+    def _lane_full(self, lane: str) -> bool:
+        return any(self._lanes[level] >= self._cap(level) for level in lane_levels(lane))
 
     def _forget_lease(self, job: ClaimedJob) -> None:
         self._leases.pop(job.id, None)
