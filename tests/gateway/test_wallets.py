@@ -156,7 +156,8 @@ def test_clearing_period(start_gateway):
         try:
             async with db.transaction() as session:
                 business = await find_business(session, gateway.merchant.business_id)
-                apply_settings(business, PaymentSettingsUpdate(clearing_delay_s=1))
+                # Long enough for the checks below on a loaded machine (1 s was not, in CI).
+                apply_settings(business, PaymentSettingsUpdate(clearing_delay_s=5))
         finally:
             await db.dispose()
 
