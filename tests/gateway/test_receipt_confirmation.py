@@ -142,3 +142,33 @@ def test_a_forged_status_result_confirms_nothing(start_gateway):
     gateway.sim.http.post(f"/phone/{phone}/cancel")
     final = gateway.wait_final(invoice_id)
     assert final["state"] == "FAILED" and final["failed_code"] == "1032"
+
+
+def test_a_payment_completed_without_a_receipt_takes_only_mpesas(start_gateway):
+    # M-Pesa's callback is lost: the query completes the invoice, without a receipt. A forged
+    # success then must not give it one; M-Pesa's own callback, arriving late, does, once
+    # Transaction Status confirms it.
+    phone = "254700009001"  # pays; its callback is never sent
+    gateway = start_gateway(confirm_callbacks=True)
+    invoice_id = gateway.push(phone, 150)["invoice"]["invoice_id"]
+    final = gateway.wait_final(invoice_id)
+    assert final["state"] == "COMPLETE" and final["mpesa_reference"] is None
+    row = gateway.invoice_row(invoice_id)
+    assert post_callback(gateway, row, forged_success(row, 150, phone)).status_code == 200
+    wait_until(
+        lambda: (
+            "UKSFORGED1"
+            in [q["transaction_id"] for q in gateway.sim.control("GET", "/status-queries")]
+        ),
+        what="M-Pesa asked about the forged receipt",
+    )
+    real = forged_success(row, 150, phone)
+    items = real["Body"]["stkCallback"]["CallbackMetadata"]["Item"]
+    items[1]["Value"] = truth_receipt(gateway, phone)
+    assert post_callback(gateway, row, real).status_code == 200
+    wait_until(
+        lambda: gateway.status(invoice_id)["mpesa_reference"] == truth_receipt(gateway, phone),
+        what="M-Pesa's receipt, confirmed",
+    )
+    outcomes = [c.outcome for c in gateway.callbacks(invoice_id)]
+    assert outcomes == [CallbackOutcome.AWAITING_CONFIRMATION] * 2

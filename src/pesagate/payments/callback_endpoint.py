@@ -37,7 +37,11 @@ async def stk_callback(
     token: str, request: Request, db: DbDep, settings: SettingsDep
 ) -> JSONBytesResponse:
     source_ip = request.client.host if request.client else None
-    policy = CallbackPolicy(settings.callback_networks, settings.confirm_successes)
+    policy = CallbackPolicy(
+        settings.callback_networks,
+        settings.confirm_successes,
+        settings.transaction_status_enabled,
+    )
     received = await receive_callback(
         db, token, await request.body(), source_ip, policy, refusals(request, source_ip)
     )

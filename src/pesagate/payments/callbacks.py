@@ -128,6 +128,8 @@ class CallbackPolicy:
 
     allowed_networks: tuple[IPv4Network | IPv6Network, ...] = ()  # empty: any source
     confirm_successes: bool = False  # confirm every success with an STK query before crediting
+    # Transaction Status can be asked: a held receipt becomes the invoice's only on its word.
+    confirm_receipts: bool = False
 
     def source_allowed(self, source_ip: str | None) -> bool:
         if not self.allowed_networks:
@@ -280,6 +282,12 @@ async def _success(
     learnt_checkout: bool,
 ) -> tuple[CallbackOutcome, str | None]:
     why = _confirmation_needed(invoice, parsed, policy, learnt_checkout)
+    paid_without_receipt = invoice.state == InvoiceState.COMPLETE and not invoice.mpesa_reference
+    if why and paid_without_receipt and policy.confirm_receipts:
+        # Paid (M-Pesa's query said so) without a receipt: this one's is taken only once M-Pesa
+        # confirms it (reconciliation asks Transaction Status, payments/receipts.py).
+        await _query_now(session, invoice.id)
+        return CallbackOutcome.AWAITING_CONFIRMATION, f"{why}; the receipt waits for M-Pesa"
     if why and invoice.state != InvoiceState.COMPLETE:
         await state.mark_processing(session, invoice)  # PENDING shows PROCESSING
         await _query_now(session, invoice.id)

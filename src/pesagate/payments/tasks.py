@@ -68,8 +68,10 @@ class Reconciler:
             held_success = invoice is not None and await repository.holds_success(
                 session, invoice.id
             )
-        if invoice is None or invoice.state == InvoiceState.COMPLETE:
+        if invoice is None:
             return None
+        if invoice.state == InvoiceState.COMPLETE:
+            return await self._receipt_still_unknown(invoice, held_success, job.attempts)
         if invoice.state == InvoiceState.FAILED and not held_success:
             return None
         giving_up = self._gave_up(invoice) and job.attempts >= MIN_TRIES_BEFORE_NO_RESULT
@@ -127,6 +129,18 @@ class Reconciler:
             changed = await state.complete(session, locked, None)
         log.warning("paid, receipt unconfirmed", invoice_id=invoice.invoice_id, changed=changed)
         return None
+
+    async def _receipt_still_unknown(
+        self, invoice: Invoice, held_success: bool, attempts: int
+    ) -> RunAgainAt | None:
+        """Paid without a receipt, and a success callback came since: Transaction Status is
+        asked about its receipt (a few times: a Result may be lost); its Result fills it in."""
+        if invoice.mpesa_reference is not None or not held_success:
+            return None
+        if not self.settings.transaction_status_enabled:
+            return None
+        await ask_about_receipts(self.db, self.daraja, self.settings, invoice)
+        return self._again(attempts) if attempts < MIN_TRIES_BEFORE_NO_RESULT else None
 
     def _again(self, attempts: int) -> RunAgainAt:
         return RunAgainAt(utc_now() + timedelta(seconds=self._backoff_s(attempts)))
