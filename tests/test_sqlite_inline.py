@@ -74,7 +74,9 @@ def test_a_writer_waits_for_another_connections_lock_without_blocking_the_loop(s
 
     waited, ticks, rows = asyncio.run(scenario())
     assert waited >= 0.4  # it did wait for the other writer
-    assert ticks >= 10  # and the loop kept running meanwhile
+    # And the loop kept running meanwhile: 50 ticks on an idle machine, 8 seen on a loaded CI
+    # one; a loop blocked for the whole wait would count none or one.
+    assert ticks >= 4
     assert rows == 1
 
 

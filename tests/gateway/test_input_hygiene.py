@@ -154,7 +154,9 @@ def test_huge_amounts_are_refused_at_once_and_other_requests_are_served(watched_
         responses = [future.result(timeout=30) for future in refused]
     for response in responses:
         assert_refused(response, "amount")
-    assert loop.ticks > 0 and loop.worst_held_s < 0.1, loop.report()
+    # The bug held the loop for minutes; the bound leaves room for a loaded CI machine, where
+    # one ordinary request took 116 ms of CPU (the fuzz run keeps the 100 ms bound overall).
+    assert loop.ticks > 0 and loop.worst_held_s < 0.25, loop.report()
     assert count(gateway, Invoice) == 0 and count(gateway, LedgerEntry) == 0
     assert gateway.sim.control("GET", "/transactions") == []
 
