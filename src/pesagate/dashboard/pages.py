@@ -49,6 +49,9 @@ from pesagate.payments import history
 from pesagate.payments import service as payments
 from pesagate.payments.repository import InvoiceFilter
 from pesagate.payments.views import invoice_json
+from pesagate.refunds import service as refunds
+from pesagate.refunds.reasons import REASONS
+from pesagate.refunds.repository import RefundFilter
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE_SIZE = 50
@@ -358,6 +361,13 @@ async def payment_detail(
     return await payment_page(db, settings, access, visitor, invoice_id)
 
 
+async def _refunds_of(db: Database, business_pk: int, invoice_id: str) -> list[Any]:
+    _, found = await refunds.list_refunds(
+        db, business_pk, RefundFilter(invoice_id=invoice_id), Page(1, 100)
+    )
+    return found
+
+
 async def payment_page(
     db: Database,
     settings: Settings,
@@ -367,9 +377,8 @@ async def payment_page(
     status: int = 200,
     **extra: Any,
 ) -> Response:
-    """A payment with its timeline, its refunds, and the refund form for those who may."""
-    from pesagate.dashboard import refunds  # a sibling module that renders this page too
-
+    """A payment with its timeline, its refunds, and the refund form for those who may (the
+    form posts to `refunds.py`, which answers with this page)."""
     try:
         record = await history.payment_record(db, access.business_pk, invoice_id[:40])
     except NotFound:
@@ -385,13 +394,13 @@ async def payment_page(
         invoice=invoice,
         events=events,
         live=invoice.state.value in LIVE_STATES,
-        refunds=await refunds.refunds_of(db, access.business_pk, invoice.invoice_id)
+        refunds=await _refunds_of(db, access.business_pk, invoice.invoice_id)
         if settings.refunds_on
         else [],
         can_refund=refundable and access.role in CAN_REFUND,
         can_manage_webhooks=access.role in CAN_MANAGE_KEYS,
         left_to_refund=invoice.value_minor - invoice.refunded_minor,
-        reasons=refunds.REASONS,
+        reasons=REASONS,
         nav="payments",
         **extra,
     )

@@ -2,11 +2,10 @@
 refund, holds the wallet debit and leaves the M-Pesa reversal to the worker, exactly as
 `POST /chargebacks/` does."""
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from pesagate.dashboard.pages import payment_page  # the page this form is on
 from pesagate.dashboard.web import (
     CAN_REFUND,
     PREFIX,
@@ -18,20 +17,10 @@ from pesagate.dashboard.web import (
 )
 from pesagate.dependencies import DbDep, SettingsDep
 from pesagate.errors import ApiError, ValidationFailed
-from pesagate.kit.pagination import Page
 from pesagate.refunds import service
-from pesagate.refunds.reasons import REASONS
-from pesagate.refunds.repository import RefundFilter
 from pesagate.refunds.schemas import parse_request
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-
-
-async def refunds_of(db: Any, business_pk: int, invoice_id: str) -> list[Any]:
-    _, refunds = await service.list_refunds(
-        db, business_pk, RefundFilter(invoice_id=invoice_id), Page(1, 100)
-    )
-    return refunds
 
 
 def _problem(error: ApiError) -> str:
@@ -50,8 +39,6 @@ async def refund(
     db: DbDep,
     settings: SettingsDep,
 ) -> Response:
-    from pesagate.dashboard.pages import payment_page  # the page this form is on
-
     require(access, CAN_REFUND)
     if not settings.refunds_on:
         raise PageRefused(404, "Not found", "Refunds are not enabled on this gateway.")
@@ -75,6 +62,3 @@ async def refund(
         f"Refund {created['chargeback_id']} of {created['currency']} {created['amount']} started."
     )
     return await payment_page(db, settings, access, visitor, invoice_id, refund_notice=notice)
-
-
-__all__ = ["REASONS", "refunds_of"]
