@@ -242,8 +242,22 @@ def test_merchant_list_shows_whole_business_ids_on_an_80_column_terminal(tmp_pat
     assert business_id in result.stdout
 
 
+def sign_in_statuses(url: str, forwarded_for: str, attempts: int) -> list[int]:
+    """Wrong-password sign-ins through a reverse proxy that says the client is `forwarded_for`."""
+    client = DashboardClient(url)
+    client.http.headers["X-Forwarded-For"] = forwarded_for
+    try:
+        return [
+            client.sign_in("nobody@shop.example", "not the password").status_code
+            for _ in range(attempts)
+        ]
+    finally:
+        client.close()
+
+
 def test_serve_creates_a_demo_merchant_that_takes_payments(empty_db_url):
-    with ServeProcess(empty_db_url) as serve:
+    limit = {"PESAGATE_DASHBOARD_LOGIN_LIMIT_PER_ADDRESS": "2/minute"}
+    with ServeProcess(empty_db_url, **limit) as serve:
         output = serve.output()
         business_id = serve.field("business_id")
         public_key = serve.field("public_key")
@@ -278,6 +292,9 @@ def test_serve_creates_a_demo_merchant_that_takes_payments(empty_db_url):
         # The printed dashboard login shows the paid invoice.
         login = re.search(r"/dashboard/\s+sign in as (\S+), password (\S+)", output)
         assert login, output
+        # Behind a reverse proxy on this host, sign-in attempts count per forwarded address.
+        assert sign_in_statuses(serve.url, "203.0.113.7", 3) == [401, 401, 429]
+        assert sign_in_statuses(serve.url, "203.0.113.8", 1) == [401]
         dashboard = DashboardClient(serve.url)
         try:
             assert dashboard.sign_in(login.group(1), login.group(2)).status_code == 303
@@ -296,8 +313,12 @@ def test_serve_creates_a_demo_merchant_that_takes_payments(empty_db_url):
         try:
             # Meanwhile a second node starts on the same database: it makes no second demo
             # merchant, and takes the same merchant's payments.
-            with ServeProcess(empty_db_url) as second:
+            proxy = {"PESAGATE_FORWARDED_ALLOW_IPS": "192.0.2.1", **limit}
+            with ServeProcess(empty_db_url, **proxy) as second:
                 assert "demo merchant" not in second.output()
+                # A proxy it does not trust: the forwarded addresses are ignored.
+                assert sign_in_statuses(second.url, "203.0.113.9", 1) == [401]
+                assert sign_in_statuses(second.url, "203.0.113.10", 2) == [401, 429]
                 assert "secret_key" not in second.output()
                 response = httpx.post(
                     f"{second.url}/api/v1/payment/mpesa-stk-push/",

@@ -163,11 +163,19 @@ def serve(
             port=port,
             log_config=None,
             access_log=False,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
         return
     gateway = create_app(settings, run_worker=False if no_worker else None)
     tune_gc()
-    uvicorn.run(gateway, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        gateway,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 def _with_public_url(settings: Settings, host: str, port: int) -> Settings:

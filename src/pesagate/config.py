@@ -42,6 +42,12 @@ class Settings(LogSettings):
     simulator: Literal["on", "off"] = "on"
     auto_migrate: bool = Field(True, description="commands migrate the schema before they start")
     run_worker: bool = Field(True, description="API processes run the job worker too")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="reverse proxies (comma-separated addresses or networks, * for any) whose "
+        "X-Forwarded-For and X-Forwarded-Proto `pesagate serve` believes: the client address "
+        "behind them is what per-address limits count",
+    )
 
     # Daraja
     mpesa_base_url: str | None = Field(
