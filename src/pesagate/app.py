@@ -19,6 +19,7 @@ from pesagate.dashboard import operator as dashboard_operator
 from pesagate.dashboard import pages as dashboard_pages
 from pesagate.dashboard import refunds as dashboard_refunds
 from pesagate.dashboard import settings as dashboard_settings
+from pesagate.dashboard import team as dashboard_team
 from pesagate.dashboard import wallets as dashboard_wallets
 from pesagate.dashboard import webhooks as dashboard_webhooks
 from pesagate.db import ping
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(checkout_pages.router)
     app.mount("/static", StaticFiles(directory=checkout_pages.STATIC_DIR), name="static")
     app.include_router(dashboard_actions.router)
+    app.include_router(dashboard_team.router)
     app.include_router(dashboard_webhooks.router)
     app.include_router(dashboard_wallets.router)
     app.include_router(dashboard_settings.router)

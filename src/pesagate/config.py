@@ -168,6 +168,9 @@ class Settings(LogSettings):
         description="sign-in attempts per client address, whatever the email (password "
         "spraying across accounts); shared through Redis when set; off if empty",
     )
+    dashboard_invitation_ttl_s: float = Field(
+        604_800.0, gt=0, description="an invitation link to the Team can be used this long (7 days)"
+    )
 
     # Worker
     worker_poll_s: float = Field(0.5, gt=0)

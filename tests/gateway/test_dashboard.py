@@ -312,20 +312,91 @@ def test_key_rotation_confirms_shows_the_secret_once_and_stops_the_old_key(gatew
     assert new_secret not in developers  # shown once
 
 
-def test_an_owner_invites_a_viewer_who_signs_in_with_the_one_time_password(gateway, dash):
+def _invitation_link(answer: httpx.Response) -> str:
+    """The dashboard path of the link the Team page shows once."""
+    link = answer.text.split('id="invitation-link">')[1].split("<")[0]
+    return "/" + link.split("/dashboard/", 1)[1]
+
+
+def _accept(client: DashboardClient, path: str, password: str, again: str | None = None):
+    form = client.get(path)
+    assert form.status_code == 200, form.text
+    data = {"csrf": csrf_of(form.text), "password": password, "password_again": again or password}
+    return client.http.post(path, data=data)
+
+
+def test_an_invited_viewer_chooses_a_password_on_the_link_and_it_works_once(gateway, dash):
     business = gateway.merchant.business_id
     owner = dash()
     owner.sign_in(make_user(gateway.db_url, "owner@shop.example", business))
+    team = f"/b/{business}/team/"
     invited = owner.post_form(
-        f"/b/{business}/team/",
-        f"/b/{business}/team/invite",
-        {"email": "clerk@shop.example", "role": "viewer"},
+        team, f"{team}invite", {"email": "Clerk@Shop.example", "role": "viewer"}
     )
     assert invited.status_code == 200
-    password = invited.text.split('id="invite-password">')[1].split("<")[0]
+    link = _invitation_link(invited)
+    listed = owner.get(team).text
+    assert "clerk@shop.example" in listed and link.rsplit("/", 1)[1] not in listed  # shown once
     clerk = dash()
-    assert clerk.sign_in("clerk@shop.example", password).status_code == 303
-    assert clerk.get(f"/b/{business}/team/").status_code == 200
+    page = clerk.get(link)
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "clerk@shop.example" in page.text and "viewer" in page.text
+    assert _accept(clerk, link, "a good long password", "another one").status_code == 400
+    assert _accept(clerk, link, "short").status_code == 400
+    joined = _accept(clerk, link, "a good long password")
+    assert joined.status_code == 303 and joined.headers["location"] == f"/dashboard/b/{business}/"
+    overview = clerk.get(f"/b/{business}/")
+    assert overview.status_code == 200 and "Overview" in overview.text  # signed in
+    assert "Invite</h2>" not in clerk.get(team).text  # a viewer (direct POSTs: test above)
+    # The link is spent; the password chosen on it signs in.
+    assert dash().get(link).status_code == 404
+    assert _accept_fresh(dash(), link, "a good long password").status_code == 404
+    assert dash().sign_in("clerk@shop.example", "a good long password").status_code == 303
+    assert "clerk@shop.example</td><td>viewer" in owner.get(team).text
+
+
+def _accept_fresh(client: DashboardClient, path: str, password: str) -> httpx.Response:
+    """A POST to a spent link, with a CSRF pair the browser could hold from the sign-in form."""
+    token = csrf_of(client.get("/login").text)
+    return client.http.post(
+        path, data={"csrf": token, "password": password, "password_again": password}
+    )
+
+
+def test_a_revoked_or_replaced_invitation_link_no_longer_opens(gateway, dash):
+    business = gateway.merchant.business_id
+    owner = dash()
+    owner.sign_in(make_user(gateway.db_url, "owner@shop.example", business))
+    team = f"/b/{business}/team/"
+    ask = {"email": "dev@shop.example", "role": "developer"}
+    first = _invitation_link(owner.post_form(team, f"{team}invite", ask))
+    second = _invitation_link(owner.post_form(team, f"{team}invite", ask))
+    assert dash().get(first).status_code == 404  # replaced by the second
+    assert dash().get(second).status_code == 200
+    listed = owner.get(team).text
+    assert listed.count("dev@shop.example") == 1
+    revoke = re.search(r'action="/dashboard(/b/[^"]+/revoke)"', listed)
+    assert revoke is not None
+    assert owner.post_form(team, revoke.group(1), {}).status_code == 303
+    assert dash().get(second).status_code == 404
+    assert "dev@shop.example" not in owner.get(team).text
+    assert dash().get("/invitation/" + "x" * 500).status_code == 404
+
+
+def test_inviting_someone_with_an_account_adds_them_at_once(gateway, dash):
+    business = gateway.merchant.business_id
+    owner = dash()
+    owner.sign_in(make_user(gateway.db_url, "owner@shop.example", business))
+    make_user(gateway.db_url, "known@shop.example", gateway.other.business_id, role="viewer")
+    team = f"/b/{business}/team/"
+    added = owner.post_form(
+        team, f"{team}invite", {"email": "known@shop.example", "role": "developer"}
+    )
+    assert added.status_code == 200 and 'id="invitation-link"' not in added.text
+    assert "known@shop.example</td><td>developer" in added.text
+    known = dash()
+    assert known.sign_in("known@shop.example", PASSWORD).status_code == 303  # their own password
+    assert known.get(f"/b/{business}/webhooks/").status_code == 200
 
 
 def test_webhook_add_test_disable_and_replay_from_the_dashboard(gateway, dash, callback_receiver):

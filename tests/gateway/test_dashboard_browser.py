@@ -111,3 +111,28 @@ def test_the_operator_page_and_a_lost_callbacks_timeline(start_gateway, browser)
     page.goto(f"{gateway.url}/dashboard/operator/")
     expect(page.locator("#ledger-ok")).to_be_visible()
     snap(page, "operator")
+
+
+def test_an_invitation_link_made_on_team_signs_the_new_member_in(start_gateway, browser):
+    gateway = start_gateway()
+    business = gateway.merchant.business_id
+    owner = browser.new_page(1280)
+    sign_in(owner, gateway, make_user(gateway.db_url, "owner@shop.example", business))
+    owner.goto(f"{gateway.url}/dashboard/b/{business}/team/")
+    owner.get_by_label("Email").fill("clerk@shop.example")
+    owner.get_by_label("Role").select_option("developer")
+    owner.get_by_role("button", name="Invite").click()
+    link = owner.locator("#invitation-link")
+    expect(link).to_contain_text("/dashboard/invitation/")
+    snap(owner, "team-invited")
+    clerk = browser.new_page(390)  # another browser: the person invited, on a phone
+    clerk.goto(link.inner_text())
+    expect(clerk.get_by_role("heading", name="Join")).to_be_visible()
+    snap(clerk, "invitation")
+    clerk.get_by_label("Password", exact=True).fill("my own long password")
+    clerk.get_by_label("Password again").fill("my own long password")
+    clerk.get_by_role("button", name="Create account and sign in").click()
+    expect(clerk.get_by_role("heading", name="Overview")).to_be_visible()
+    owner.reload()
+    expect(owner.get_by_role("cell", name="clerk@shop.example")).to_be_visible()
+    expect(owner.get_by_role("heading", name="Open invitations")).to_have_count(0)

@@ -1,5 +1,5 @@
-"""The accounts' tables: users, memberships, dashboard sessions. Every statement on them is
-here; callers pass their session (the transaction is theirs)."""
+"""The accounts' tables: users, memberships, dashboard sessions, invitations. Every statement
+on them is here; callers pass their session (the transaction is theirs)."""
 
 from datetime import datetime
 
@@ -7,7 +7,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate.db import AnySession
-from pesagate.models import Business, DashboardSession, Membership, User
+from pesagate.models import Business, DashboardSession, Invitation, Membership, User
 
 
 async def user_by_email(session: AnySession, email: str, *, lock: bool = False) -> User | None:
@@ -91,3 +91,62 @@ async def delete_ended_sessions(session: AsyncSession, user_pk: int, now: dateti
             or_(DashboardSession.expires_at <= now, DashboardSession.revoked_at.is_not(None)),
         )
     )
+
+
+async def live_invitation(
+    session: AnySession, token_sha256: str, now: datetime, *, lock: bool = False
+) -> tuple[Invitation, Business] | None:
+    """The invitation behind a link, if it is still open (not used, revoked or expired)."""
+    statement = (
+        select(Invitation, Business)
+        .join(Business, Business.id == Invitation.business_id)
+        .where(
+            Invitation.token_sha256 == token_sha256,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > now,
+        )
+    )
+    if lock:
+        statement = statement.with_for_update(of=Invitation)
+    row = (await session.execute(statement)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def open_invitations(
+    session: AnySession, business_pk: int, now: datetime
+) -> list[Invitation]:
+    return list(
+        await session.scalars(
+            select(Invitation)
+            .where(
+                Invitation.business_id == business_pk,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > now,
+            )
+            .order_by(Invitation.created_at, Invitation.id)
+        )
+    )
+
+
+async def revoke_invitations(
+    session: AsyncSession,
+    business_pk: int,
+    now: datetime,
+    *,
+    email: str | None = None,
+    invitation_pk: int | None = None,
+) -> int:
+    """Ends a business's open invitations: to one email, or one by its id."""
+    statement = update(Invitation).where(
+        Invitation.business_id == business_pk,
+        Invitation.accepted_at.is_(None),
+        Invitation.revoked_at.is_(None),
+    )
+    if email is not None:
+        statement = statement.where(Invitation.email == email)
+    if invitation_pk is not None:
+        statement = statement.where(Invitation.id == invitation_pk)
+    result = await session.execute(statement.values(revoked_at=now))
+    return int(result.rowcount)  # type: ignore[attr-defined]

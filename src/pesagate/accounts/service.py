@@ -1,5 +1,5 @@
 """Dashboard accounts' use cases: create a user, sign in (throttled), find the signed-in
-visitor from a cookie, sign out, revoke sessions, list a business's team.
+visitor from a cookie, sign out, revoke sessions, list a business's team, invite to it.
 
 A session's cookie is 256 random bits; the database keeps only its SHA-256 (as API secret
 keys), with its CSRF token, its expiry and its revocation, so sessions survive restarts and
@@ -17,7 +17,7 @@ from pesagate.db import AnySession, AsyncSession, Database
 from pesagate.errors import NotFound
 from pesagate.kit.clock import utc_now
 from pesagate.merchants.service import every_business, find_business
-from pesagate.models import Business, DashboardSession, Membership, Role, User
+from pesagate.models import Business, DashboardSession, Invitation, Membership, Role, User
 
 EMAIL_MAX = 254
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
@@ -124,11 +124,7 @@ async def add_member(
         session.add(user)
         await session.flush()
     user.is_operator = user.is_operator or operator
-    member = await repository.membership(session, user.id, business.id)
-    if member is None:
-        session.add(Membership(user_id=user.id, business_id=business.id, role=role))
-    else:
-        member.role = role
+    await _join(session, user.id, business.id, role)
     return user, created
 
 
@@ -155,19 +151,24 @@ async def sign_in(
             failed = False
             user.failed_logins, user.locked_until = 0, None
             await repository.delete_ended_sessions(session, user.id, now)
-            token = secrets.token_urlsafe(32)
-            expires_at = now + timedelta(seconds=ttl_s)
-            session.add(
-                DashboardSession(
-                    token_sha256=token_digest(token),
-                    user_id=user.id,
-                    csrf_token=secrets.token_urlsafe(32),
-                    created_at=now,
-                    expires_at=expires_at,
-                )
-            )
+            new = _open_session(session, user.id, now, ttl_s)
     if failed:  # raised after the commit, so that the failure is counted
         raise SignInRefused()
+    return new
+
+
+def _open_session(session: AsyncSession, user_pk: int, now: datetime, ttl_s: float) -> NewSession:
+    token = secrets.token_urlsafe(32)
+    expires_at = now + timedelta(seconds=ttl_s)
+    session.add(
+        DashboardSession(
+            token_sha256=token_digest(token),
+            user_id=user_pk,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
     return NewSession(token, expires_at)
 
 
@@ -239,3 +240,128 @@ async def team(db: Database, business_pk: int) -> list[Member]:
     async with db.read() as session:
         rows = await repository.members_of(session, business_pk)
     return [Member(user.email, member.role, member.created_at) for user, member in rows]
+
+
+# ---------------------------------------------------------------- invitations
+
+
+@dataclass(frozen=True, slots=True)
+class Invited:
+    """What Team -> Invite did: a member added at once (the email already has an account), or
+    an invitation whose link (its token, shown once) the owner hands over."""
+
+    email: str
+    role: Role
+    token: str | None  # None: an existing account, added as a member
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInvitation:
+    id: int
+    email: str
+    role: Role
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OpenInvitation:
+    """What the invited person sees on the link's page."""
+
+    email: str
+    role: Role
+    business_name: str
+
+
+async def invite(
+    db: Database, business_pk: int, email: str, role: Role, invited_by: int, ttl_s: float
+) -> Invited:
+    """Someone with an account joins at once with the role (their password stays theirs);
+    anyone else gets a link, valid `ttl_s`, on which they choose their password. A new
+    invitation to the same email replaces the open one."""
+    email = normalized_email(email)
+    now = utc_now()
+    async with db.transaction() as session:
+        user = await repository.user_by_email(session, email, lock=True)
+        if user is not None:
+            await _join(session, user.id, business_pk, role)
+            return Invited(email, role, None, None)
+        await repository.revoke_invitations(session, business_pk, now, email=email)
+        token = secrets.token_urlsafe(32)
+        expires_at = now + timedelta(seconds=ttl_s)
+        session.add(
+            Invitation(
+                token_sha256=token_digest(token),
+                email=email,
+                business_id=business_pk,
+                role=role,
+                invited_by=invited_by,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+    return Invited(email, role, token, expires_at)
+
+
+async def _join(session: AsyncSession, user_pk: int, business_pk: int, role: Role) -> None:
+    member = await repository.membership(session, user_pk, business_pk)
+    if member is None:
+        session.add(Membership(user_id=user_pk, business_id=business_pk, role=role))
+    else:
+        member.role = role
+
+
+async def open_invitation(db: Database, token: str) -> OpenInvitation | None:
+    """The invitation behind a link, while it can still be accepted."""
+    if not token or len(token) > 128:
+        return None
+    async with db.read() as session:
+        found = await repository.live_invitation(session, token_digest(token), utc_now())
+    if found is None:
+        return None
+    invitation, business = found
+    return OpenInvitation(invitation.email, invitation.role, business.name)
+
+
+async def accept_invitation(
+    db: Database, token: str, password: str, ttl_s: float
+) -> tuple[NewSession, str] | None:
+    """The invited person's account, made with the password they chose, a member with the
+    role, and signed in: the new session and the business's id. None if the link is no longer
+    open (used, revoked, expired); AccountError for a password that is refused. Used once: the
+    invitation's row is locked until it is marked accepted."""
+    if not token or len(token) > 128:
+        return None
+    if problem := password_problem(password):
+        raise AccountError(problem)
+    now = utc_now()
+    async with db.transaction() as session:
+        found = await repository.live_invitation(session, token_digest(token), now, lock=True)
+        if found is None:
+            return None
+        invitation, business = found
+        user = await repository.user_by_email(session, invitation.email, lock=True)
+        if user is not None:  # made meanwhile (`pesagate user create`): its password stays
+            raise AccountError(
+                f"{invitation.email} already has an account: sign in with its password."
+            )
+        user = User(email=invitation.email, password_hash=hash_password(password), failed_logins=0)
+        session.add(user)
+        await session.flush()
+        await _join(session, user.id, business.id, invitation.role)
+        invitation.accepted_at = now
+        return _open_session(session, user.id, now, ttl_s), business.business_id
+
+
+async def pending_invitations(db: Database, business_pk: int) -> list[PendingInvitation]:
+    async with db.read() as session:
+        rows = await repository.open_invitations(session, business_pk, utc_now())
+    return [PendingInvitation(i.id, i.email, i.role, i.expires_at) for i in rows]
+
+
+async def revoke_invitation(db: Database, business_pk: int, invitation_pk: int) -> bool:
+    async with db.transaction() as session:
+        ended = await repository.revoke_invitations(
+            session, business_pk, utc_now(), invitation_pk=invitation_pk
+        )
+    return ended > 0

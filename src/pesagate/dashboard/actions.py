@@ -1,16 +1,11 @@
-"""The dashboard's actions that change a business: API key rotation (Developers) and team
-invitations (Team). Each checks the CSRF token (FormDep) and the role, on the server."""
-
-import secrets
-from typing import Any
+"""The dashboard's Developers page and its action that changes a business: API key rotation.
+It checks the CSRF token (FormDep) and the role, on the server. (Team is in `team.py`.)"""
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from pesagate.accounts import service as accounts
 from pesagate.dashboard.web import (
     CAN_MANAGE_KEYS,
-    CAN_MANAGE_TEAM,
     PREFIX,
     AccessDep,
     FormDep,
@@ -20,7 +15,7 @@ from pesagate.dashboard.web import (
 )
 from pesagate.dependencies import DbDep, SettingsDep
 from pesagate.merchants import service as merchants
-from pesagate.models import Environment, Role
+from pesagate.models import Environment
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 # The simulator's scripted customers (README "Sandbox phone numbers").
@@ -90,45 +85,3 @@ async def rotate(
     pair = await merchants.rotate_business_keys(db, access.business_pk, Environment(settings.env))
     request.app.state.key_cache.forget_business(access.business_pk)
     return page("rotated.html", visitor=visitor, access=access, pair=pair, nav="developers")
-
-
-@router.get("/b/{business_id}/team/")
-async def team(access: AccessDep, visitor: VisitorDep, db: DbDep) -> Response:
-    members = await accounts.team(db, access.business_pk)
-    return page(
-        "team.html",
-        visitor=visitor,
-        access=access,
-        members=members,
-        roles=[role.value for role in Role],
-        can_invite=access.role in CAN_MANAGE_TEAM,
-        nav="team",
-    )
-
-
-@router.post("/b/{business_id}/team/invite")
-async def invite(access: AccessDep, visitor: VisitorDep, form: FormDep, db: DbDep) -> Response:
-    """A new member with a one-time password to hand over (shown once); someone who already
-    has an account is given the role and keeps their password."""
-    require(access, CAN_MANAGE_TEAM)
-    role_name = form.get("role", "")
-    members = await accounts.team(db, access.business_pk)
-    context: dict[str, Any] = {
-        "visitor": visitor,
-        "access": access,
-        "members": members,
-        "nav": "team",
-    }
-    context |= {"roles": [role.value for role in Role], "can_invite": True}
-    if role_name not in {role.value for role in Role}:
-        return page("team.html", 400, error="Choose a role.", **context)
-    password = secrets.token_urlsafe(12)
-    try:
-        user, _, created = await accounts.create_user(
-            db, form.get("email", ""), password, access.business_id, Role(role_name)
-        )
-    except accounts.AccountError as refused:
-        return page("team.html", 400, error=str(refused), **context)
-    context["members"] = await accounts.team(db, access.business_pk)
-    shown = password if created else None  # an existing account keeps its own password
-    return page("team.html", invited=user.email, password=shown, **context)

@@ -1,6 +1,6 @@
 """All tables. Importing this package registers every model on `Base.metadata`."""
 
-from pesagate.models.accounts import DashboardSession, Membership, Role, User
+from pesagate.models.accounts import DashboardSession, Invitation, Membership, Role, User
 from pesagate.models.base import Base
 from pesagate.models.checkout import CheckoutSession, PaymentLink
 from pesagate.models.idempotency import IdempotencyKey, KeyState
@@ -57,6 +57,7 @@ __all__ = [
     "EventStatus",
     "HoldStatus",
     "IdempotencyKey",
+    "Invitation",
     "Invoice",
     "InvoiceState",
     "Job",
