@@ -531,6 +531,29 @@ def test_an_owner_changes_payment_settings_that_the_api_then_applies(gateway, da
     assert viewer.post_form(page, page, {**form, "min_amount": "10"}).status_code == 403
 
 
+def test_an_owner_renames_the_business_and_the_next_prompt_shows_it(gateway, dash):
+    business = gateway.merchant.business_id
+    owner = dash()
+    owner.sign_in(make_user(gateway.db_url, "owner@shop.example", business))
+    page = f"/b/{business}/settings/"
+    action = f"{page}profile"
+    saved = owner.post_form(page, action, {"name": "Mama Mboga & Sons", "short_name": ""})
+    assert saved.status_code == 200 and "Profile saved." in saved.text
+    assert "Mama Mboga &amp; Sons" in owner.get(f"/b/{business}/").text  # the header's name
+    renamed = owner.post_form(page, action, {"name": "Mama Mboga & Sons", "short_name": "MM Sons!"})
+    assert 'value="MM Sons"' in renamed.text  # squeezed to what a prompt can show
+    for bad in ("", "x" * 121, "Shop\u202e"):
+        assert owner.post_form(page, action, {"name": bad, "short_name": ""}).status_code == 400
+    invoice_id = gateway.push("254712345678", 100)["invoice"]["invoice_id"]
+    gateway.wait_final(invoice_id)
+    truth = gateway.sim.control("GET", "/transactions", params={"phone_number": "254712345678"})
+    assert truth[0]["transaction_desc"] == "MM Sons"  # M-Pesa's record of the prompt
+    viewer = dash()
+    viewer.sign_in(make_user(gateway.db_url, "viewer@shop.example", business, role="viewer"))
+    assert 'name="short_name"' not in viewer.get(page).text
+    assert viewer.post_form(page, action, {"name": "Mine", "short_name": ""}).status_code == 403
+
+
 def test_revoking_a_users_sessions_signs_them_out_everywhere(gateway, dash):
     import asyncio
     from concurrent.futures import ThreadPoolExecutor

@@ -1,6 +1,7 @@
-"""The Settings page: the business's profile and payment settings. Owners change the default
-tariff and the amount limits (through merchants' own rules: a fee may never reach an allowed
-amount); the fee and clearing delay are the platform's, shown read-only."""
+"""The Settings page: the business's profile and payment settings. Owners change the name, the
+prompt's short name, the default tariff and the amount limits (through merchants' own rules: a
+fee may never reach an allowed amount); the fee and clearing delay are the platform's, shown
+read-only."""
 
 from fastapi import APIRouter
 from starlette.responses import Response
@@ -60,3 +61,17 @@ async def change(access: AccessDep, visitor: VisitorDep, form: FormDep, db: DbDe
     except (AmountError, ValueError) as refused:
         return await _settings_page(db, access, visitor, 400, error=str(refused))
     return await _settings_page(db, access, visitor, notice="Settings saved.")
+
+
+@router.post("/b/{business_id}/settings/profile")
+async def change_profile(
+    access: AccessDep, visitor: VisitorDep, form: FormDep, db: DbDep
+) -> Response:
+    require(access, CAN_CHANGE_SETTINGS)
+    try:
+        await merchants.change_profile(
+            db, access.business_pk, form.get("name", ""), form.get("short_name", "")
+        )
+    except ValueError as refused:
+        return await _settings_page(db, access, visitor, 400, error=str(refused))
+    return await _settings_page(db, access, visitor, notice="Profile saved.")

@@ -137,6 +137,22 @@ async def change_settings(db: Database, merchant: str, change: PaymentSettingsUp
         return business
 
 
+NAME_MAX = 120
+
+
+async def change_profile(db: Database, business_pk: int, name: str, short_name: str) -> Business:
+    """The business's name and what the customer's prompt shows (squeezed into 13 plain
+    characters; empty: taken from the name). ValueError for a name that cannot be kept."""
+    name = check_plain_text(name.strip())
+    if not name or len(name) > NAME_MAX:
+        raise ValueError(f"A business name has 1 to {NAME_MAX} characters.")
+    check_plain_text(short_name)
+    async with db.transaction() as session:
+        found = await business(session, business_pk)
+        found.name, found.short_name = name, short_name_for(short_name.strip() or name)
+        return found
+
+
 async def rotate_merchant_keys(db: Database, merchant: str, environment: Environment) -> KeyPair:
     async with db.transaction() as session:
         business = await find_business(session, merchant)
