@@ -24,7 +24,7 @@ from pesagate.dashboard import wallets as dashboard_wallets
 from pesagate.dashboard import webhooks as dashboard_webhooks
 from pesagate.db import ping
 from pesagate.http import InputGuardMiddleware, RequestContextMiddleware, install_error_handlers
-from pesagate.kit.asgi import TransportAwareFastAPI
+from pesagate.kit.asgi import TransportAwareFastAPI, add_routes
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.kit.logs import configure_logging
 from pesagate.kit.responses import Health, NotReady
@@ -89,25 +89,30 @@ def create_app(
     openapi.install(app)
     app.add_middleware(InputGuardMiddleware, body_timeout_s=settings.body_read_timeout_s)
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(payment_endpoints.router, tags=["Payments"])
-    app.include_router(ledger_endpoints.router, tags=["Wallets"])
-    app.include_router(webhook_endpoints.router, tags=["Webhooks"])
-    app.include_router(checkout_endpoints.router, tags=["Checkout"])
-    app.include_router(checkout_pages.router)
+    add_routes(
+        app,
+        payment_endpoints.router,
+        ledger_endpoints.router,
+        webhook_endpoints.router,
+        checkout_endpoints.router,
+        checkout_pages.router,
+    )
     app.mount("/static", StaticFiles(directory=checkout_pages.STATIC_DIR), name="static")
-    app.include_router(dashboard_actions.router)
-    app.include_router(dashboard_team.router)
-    app.include_router(dashboard_webhooks.router)
-    app.include_router(dashboard_wallets.router)
-    app.include_router(dashboard_settings.router)
-    app.include_router(dashboard_operator.router)
+    add_routes(
+        app,
+        dashboard_actions.router,
+        dashboard_team.router,
+        dashboard_webhooks.router,
+        dashboard_wallets.router,
+        dashboard_settings.router,
+        dashboard_operator.router,
+    )
     if settings.refunds_on:
-        app.include_router(dashboard_refunds.router)
+        add_routes(app, dashboard_refunds.router)
     dashboard_pages.install(app)
     if settings.refunds_on:
-        app.include_router(refund_endpoints.router, tags=["Refunds"])
-    app.include_router(callback_endpoint.router)
-    app.include_router(reversal_callback_endpoint.router)
+        add_routes(app, refund_endpoints.router)
+    add_routes(app, callback_endpoint.router, reversal_callback_endpoint.router)
     _add_operational_routes(app, services)
     if simulator_app is not None:
         app.mount(SIMULATOR_MOUNT, simulator_app)

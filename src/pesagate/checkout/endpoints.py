@@ -24,7 +24,7 @@ from pesagate.payments.endpoints import Pusher
 from pesagate.payments.sessions import SessionGrant
 from pesagate.payments.views import invoice_json
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["Checkout"])
 routes = routes_on(router)
 
 

@@ -39,6 +39,7 @@ from pesagate.dashboard.web import (
 from pesagate.db import Database
 from pesagate.dependencies import DbDep, SettingsDep
 from pesagate.errors import NotFound
+from pesagate.kit.asgi import add_routes
 from pesagate.kit.money import AmountError, parse_amount_to_minor
 from pesagate.kit.pagination import Page
 from pesagate.kit.phones import to_safaricom_msisdn
@@ -75,7 +76,7 @@ CSV_COLUMNS = (
 
 
 def install(app: FastAPI) -> None:
-    app.include_router(router)
+    add_routes(app, router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
 
     @app.exception_handler(SignInNeeded)

@@ -23,7 +23,7 @@ def _invoices_json(request: Request) -> service.InvoicesJson:
 
 InvoicesJsonDep = Annotated[service.InvoicesJson, Depends(_invoices_json)]
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["Wallets"])
 routes = routes_on(router)
 
 

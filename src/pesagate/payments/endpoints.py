@@ -37,7 +37,7 @@ from pesagate.payments.repository import InvoiceFilter
 from pesagate.payments.sessions import GrantSession, RenderLink, SessionGrant
 from pesagate.payments.views import invoice_json, session_json, status_json
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["Payments"])
 
 
 async def get_daraja(request: Request) -> DarajaClient:

@@ -15,7 +15,7 @@ from pesagate.refunds import responses, service
 from pesagate.refunds.repository import RefundFilter
 from pesagate.refunds.schemas import RefundCreate, parse_request
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["Refunds"])
 routes = routes_on(router)
 
 

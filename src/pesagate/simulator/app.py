@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pesagate import __version__
-from pesagate.kit.asgi import TransportAwareFastAPI
+from pesagate.kit.asgi import TransportAwareFastAPI, add_routes
 from pesagate.simulator import control, daraja, initiator_api, phone, statement
 from pesagate.simulator.engine import Simulator
 from pesagate.simulator.settings import SimulatorSettings
@@ -33,10 +33,13 @@ def create_simulator_app(
         lifespan=lifespan,
     )
     app.state.simulator = simulator
-    app.include_router(daraja.router)
-    app.include_router(statement.router)
-    app.include_router(initiator_api.router)
-    app.include_router(control.router)
-    app.include_router(initiator_api.control_router)
-    app.include_router(phone.router)
+    add_routes(
+        app,
+        daraja.router,
+        statement.router,
+        initiator_api.router,
+        control.router,
+        initiator_api.control_router,
+        phone.router,
+    )
     return app

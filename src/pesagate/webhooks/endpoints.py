@@ -12,7 +12,7 @@ from pesagate.merchants.auth import SecretKeyAuth
 from pesagate.webhooks import responses, service
 from pesagate.webhooks.schemas import EndpointCreate, EndpointUpdate
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["Webhooks"])
 routes = routes_on(router)
 
 
