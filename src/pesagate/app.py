@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from pesagate import __version__, metrics, openapi
+from pesagate.accounts import passwords
 from pesagate.checkout import endpoints as checkout_endpoints
 from pesagate.checkout import pages as checkout_pages
 from pesagate.config import Settings
@@ -60,6 +61,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         worker = None
+        passwords.prepare()
         if run_worker:
             await services.schedule_periodic_jobs()
             worker = asyncio.create_task(services.worker().run(stop))
