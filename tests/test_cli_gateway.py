@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
 from pesagate import migrate
+from pesagate.accounts import service as accounts
 from pesagate.db import Database
-from pesagate.models import ApiKey, Base, Business, Environment, Wallet
+from pesagate.models import ApiKey, Base, Business, Environment, User, Wallet
 from pesagate.services import create_merchant
 from pesagate.simulator import SimulatorSettings, create_simulator_app
 from tests.fixtures.cli import (
@@ -448,9 +449,7 @@ def test_serve_on_another_port_takes_payments_without_a_public_url(db_url):
         assert transaction["callback_url"].startswith(f"{serve.url}/callbacks/stk/")
 
 
-def test_user_create_reads_the_password_from_stdin_and_the_user_signs_in(tmp_path):
-    db_url = f"sqlite+aiosqlite:///{tmp_path / 'pesagate.db'}"
-    asyncio.run(migrate.upgrade(db_url))
+def test_user_create_reads_the_password_from_stdin_and_the_user_signs_in(db_url):
     business_id, _, _ = existing_merchant(db_url, "Mama Mboga Store")
     args = ["user", "create", "Dev@Shop.example", "--business", business_id, "--role"]
     created = subprocess.run(
@@ -486,5 +485,18 @@ def test_user_create_reads_the_password_from_stdin_and_the_user_signs_in(tmp_pat
         cli_env(db_url),
     )
     assert unknown.returncode == 2
+    (stored,) = db_rows(db_url, select(User.password_hash).where(User.email == "dev@shop.example"))
+    assert stored[0].startswith("$argon2id$")  # never the password itself
+    assert asyncio.run(sign_in(db_url, "dev@shop.example", "a long enough password"))
     revoked = run_cli(["user", "revoke-sessions", "dev@shop.example"], cli_env(db_url))
-    assert revoked.returncode == 0 and "0 session(s) revoked" in revoked.stdout
+    assert revoked.returncode == 0 and "1 session(s) revoked" in revoked.stdout
+
+
+async def sign_in(db_url: str, email: str, password: str) -> str:
+    """A dashboard session for the password, through the accounts service."""
+    db = Database(db_url)
+    try:
+        new = await accounts.sign_in(db, email, password, 60.0, accounts.Throttle(5, 60.0))
+        return new.token
+    finally:
+        await db.dispose()

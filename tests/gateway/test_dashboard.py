@@ -3,7 +3,9 @@ revocation, restarts), CSRF, roles enforced on the server, per-business isolatio
 payments list and its CSV export against the API's list, the payment timeline, key
 rotation. Browser behaviour (live rows, screenshots) is in test_dashboard_browser.py."""
 
+import contextlib
 import csv
+import html
 import io
 import re
 from typing import Any
@@ -120,12 +122,36 @@ def test_forms_without_the_right_csrf_token_are_refused(gateway, dash):
     # The keys still work: nothing was rotated.
     with gateway.client(gateway.merchant.secret_key) as api:
         assert api.get("/invoices/").status_code == 200
+    # Every form of the dashboard, present and future: a signed-in owner's POST without the
+    # token, or with another, is refused before anything runs.
+    for path in _dashboard_post_paths(business):
+        for data in ({}, {"csrf": "x" * 43}):
+            answer = client.http.post(path, data={**data, "confirm": "yes"})
+            assert answer.status_code == 403, (path, answer.status_code)
     # Sign-in's own form is protected too (double-submit cookie).
     anonymous = dash()
     refused = anonymous.http.post(
         "/login", data={"email": email, "password": PASSWORD, "csrf": "made-up"}
     )
     assert refused.status_code == 403
+
+
+def _dashboard_post_paths(business_id: str) -> list[str]:
+    """The path of every POST route under /dashboard, its parameters filled in (ids that need
+    not exist: the CSRF check comes first)."""
+    from pesagate.app import create_app
+    from pesagate.config import Settings
+
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///unused.db"))
+    filled = {"business_id": business_id, "invitation_pk": "1", "token": "t" * 43}
+    paths = []
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if path.startswith("/dashboard/") and "POST" in getattr(route, "methods", ()):
+            relative = path.removeprefix("/dashboard")
+            paths.append(re.sub(r"{(\w+)}", lambda m: filled.get(m.group(1), "x"), relative))
+    assert len(paths) >= 14, paths  # every form there is today
+    return paths
 
 
 def test_a_viewer_cannot_rotate_keys_or_invite_even_by_direct_post(gateway, dash):
@@ -150,6 +176,21 @@ def test_a_viewer_cannot_rotate_keys_or_invite_even_by_direct_post(gateway, dash
         assert api.get("/invoices/").status_code == 200
     team = client.get(f"/b/{business}/team/")
     assert "new@shop.example" not in team.text
+    # Every other owner or developer action, by hand-made POSTs with the viewer's token.
+    token = csrf_of(team.text)
+    for action, data in (
+        ("webhooks/add", {"endpoint": "http://127.0.0.1:9/hook", "challenge": "c"}),
+        ("webhooks/x/test", {}),
+        ("webhooks/x/active", {"active": "false"}),
+        ("webhooks/events/x/replay", {}),
+        ("team/invitations/1/revoke", {}),
+        ("settings/", {"default_tariff": "", "min_amount": "10", "max_amount": "100"}),
+        ("settings/profile", {"name": "Mine", "short_name": ""}),
+        (f"wallets/{gateway.merchant.wallet_id}/transfer", {"amount": "1", "confirm": "yes"}),
+        ("payments/x/refund", {"confirm": "yes"}),
+    ):
+        answer = client.http.post(f"/b/{business}/{action}", data={"csrf": token, **data})
+        assert answer.status_code == 403, (action, answer.status_code)
 
 
 def test_another_business_and_its_invoices_answer_404(gateway, dash):
@@ -234,6 +275,10 @@ def test_payments_filters_and_csv_export_match_the_api(gateway, dash):
             assert client.get(f"{base}{path}", params=hostile).status_code == 400, hostile
     last_day = client.get(f"{base}/payments/", params={"to": "9999-12-31"})
     assert last_day.status_code == 200 and "3 payments ·" in last_day.text
+    future = client.get(f"{base}/payments/", params={"from": "2999-01-01"})
+    assert future.status_code == 200 and "0 payments" in future.text
+    past = client.get(f"{base}/payments/", params={"to": "2000-01-01"})
+    assert past.status_code == 200 and "0 payments" in past.text
     for filters in ({}, {"state": "COMPLETE"}, {"api_ref": "order-30"}):
         exported = client.get(f"{base}/payments.csv", params=filters)
         assert exported.status_code == 200
@@ -242,6 +287,12 @@ def test_payments_filters_and_csv_export_match_the_api(gateway, dash):
         assert [r["invoice_id"] for r in rows] == [i["invoice_id"] for i in api]
         assert [r["state"] for r in rows] == [i["state"] for i in api]
         assert [r["value"] for r in rows] == [str(i["value"]) for i in api]
+    # The overview's pending figure links to every invoice still open, PENDING or PROCESSING.
+    assert 'payments/?state=OPEN"' in client.get(f"{base}/").text
+    with gateway.holding("254712345678"):
+        open_id = gateway.push("254712345678", 40)["invoice"]["invoice_id"]
+        still_open = client.get(f"{base}/payments/", params={"state": "OPEN"})
+        assert "1 payment ·" in still_open.text and open_id in still_open.text
 
 
 def test_a_lost_callback_shows_the_queries_that_settled_it(gateway, dash):
@@ -291,6 +342,14 @@ def test_key_rotation_confirms_shows_the_secret_once_and_stops_the_old_key(gatew
     email = make_user(gateway.db_url, "dev@shop.example", business, role="developer")
     client = dash()
     client.sign_in(email)
+    developers = client.get(f"/b/{business}/developers/").text
+    assert "254700009008" in developers  # the sandbox numbers
+    # The SDK snippet, as a developer pastes it with their secret key, pushes for real.
+    snippet = html.unescape(developers.split('<pre class="copy">')[1].split("</pre>")[0])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(snippet.replace("YOUR_SECRET_KEY", gateway.merchant.secret_key), {})
+    assert "'state': 'PROCESSING'" in printed.getvalue() or "PENDING" in printed.getvalue()
     confirm = client.get(f"/b/{business}/developers/rotate")
     assert confirm.status_code == 200 and "stop working" in confirm.text
     unconfirmed = client.http.post(

@@ -58,6 +58,7 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE_SIZE = 50
 CSV_BATCH = 500
 LIVE_STATES = (InvoiceState.PENDING.value, InvoiceState.PROCESSING.value)
+OPEN_STATES = "OPEN"  # the state filter's word for either of LIVE_STATES
 CSV_COLUMNS = (
     "invoice_id",
     "state",
@@ -221,7 +222,10 @@ def _amount(raw: str, name: str) -> int:
 def payment_filter(params: dict[str, str]) -> InvoiceFilter:
     """The Payments page's filters (the API's list, plus phone and amount), validated."""
     state = params.get("state") or None
-    if state is not None and state not in InvoiceState.__members__:
+    open_only = state == OPEN_STATES
+    if open_only:
+        state = None
+    elif state is not None and state not in InvoiceState.__members__:
         raise FilterError(f"state: {state[:20]!r} is not a state.")
     phone = None
     if raw_phone := params.get("phone", "").strip():
@@ -243,6 +247,7 @@ def payment_filter(params: dict[str, str]) -> InvoiceFilter:
         phone=phone,
         value_min_minor=_amount(params["min"], "min") if params.get("min") else None,
         value_max_minor=_amount(params["max"], "max") if params.get("max") else None,
+        open_only=open_only,
     )
 
 

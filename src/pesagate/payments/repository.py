@@ -82,11 +82,14 @@ class InvoiceFilter:
     phone: str | None = None
     value_min_minor: int | None = None
     value_max_minor: int | None = None
+    open_only: bool = False  # PENDING or PROCESSING: not final yet
 
     def conditions(self, business_pk: int) -> list[ColumnElement[bool]]:
         conditions = [Invoice.business_id == business_pk]
         if self.state is not None:
             conditions.append(Invoice.state == self.state)
+        if self.open_only:
+            conditions.append(Invoice.state.in_((InvoiceState.PENDING, InvoiceState.PROCESSING)))
         if self.api_ref:
             conditions.append(Invoice.api_ref == self.api_ref)
         if self.phone:

@@ -47,7 +47,7 @@
 
   // Ids and keys copy themselves when clicked.
   function copyOnClick() {
-    Array.prototype.forEach.call(document.querySelectorAll("code.copy"), function (code) {
+    Array.prototype.forEach.call(document.querySelectorAll("code.copy, pre.copy"), function (code) {
       code.title = "Click to copy";
       code.addEventListener("click", function () {
         if (!navigator.clipboard) return;
