@@ -38,8 +38,8 @@ class Failure:
 
 @dataclass(frozen=True, slots=True)
 class Overview:
-    periods: tuple[Period, ...]  # today (since midnight UTC), 7 and 30 days
-    failures: tuple[Failure, ...]  # the last 30 days, most frequent first
+    periods: tuple[Period, ...]  # today (since midnight UTC), the last 7 and 30 UTC days
+    failures: tuple[Failure, ...]  # the last 30 UTC days, most frequent first
     days: tuple[tuple[str, int], ...]  # collected per UTC day, the last 30, oldest first
 
 
@@ -56,23 +56,32 @@ def _period(days: int, states: dict[InvoiceState, tuple[int, int]]) -> Period:
     )
 
 
+PERIODS = (1, 7, 30)  # UTC days, today included: the overview's today, week and month
+
+
 async def overview(db: Database, business_pk: int, now: datetime | None = None) -> Overview:
     now = now or utc_now()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    starts = ((0, midnight), (7, now - timedelta(days=7)), (30, now - timedelta(days=30)))
+    first_day = midnight - timedelta(days=PERIODS[-1] - 1)
     async with db.read() as session:
-        periods = [
-            _period(days, await repository.states_since(session, business_pk, since))
-            for days, since in starts
-        ]
-        failures = await repository.failures_since(session, business_pk, starts[-1][1])
-        first_day = midnight - timedelta(days=29)
-        daily = await repository.daily_collections(session, business_pk, first_day)
-    days = tuple(
-        (day, daily.get(day, 0))
-        for day in ((first_day + timedelta(days=n)).strftime("%Y-%m-%d") for n in range(30))
+        rows = await repository.states_by_day(session, business_pk, first_day)
+        failures = await repository.failures_since(session, business_pk, first_day)
+    days = [(first_day + timedelta(days=n)).strftime("%Y-%m-%d") for n in range(PERIODS[-1])]
+    periods = []
+    for length in PERIODS:
+        window = set(days[-length:])
+        states: dict[InvoiceState, tuple[int, int]] = {}
+        for day, state, count, value in rows:
+            if day in window:
+                held = states.get(state, (0, 0))
+                states[state] = (held[0] + count, held[1] + value)
+        periods.append(_period(0 if length == 1 else length, states))
+    collected = {day: value for day, state, _, value in rows if state == InvoiceState.COMPLETE}
+    return Overview(
+        tuple(periods),
+        tuple(Failure(*failure) for failure in failures),
+        tuple((day, collected.get(day, 0)) for day in days),
     )
-    return Overview(tuple(periods), tuple(Failure(*failure) for failure in failures), days)
 
 
 async def live_states(db: Database, business_pk: int, invoice_ids: list[str]) -> dict[str, str]:

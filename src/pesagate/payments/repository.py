@@ -330,16 +330,20 @@ def record_query(
     )
 
 
-async def states_since(
+async def states_by_day(
     session: AnySession, business_pk: int, since: datetime
-) -> dict[InvoiceState, tuple[int, int]]:
-    """Per state: how many invoices were created since then, and their value in cents."""
+) -> list[tuple[str, InvoiceState, int, int]]:
+    """Invoices created since then, per UTC day ("YYYY-MM-DD") and state: how many, and their
+    value in cents. One scan of the business's recent invoices serves every overview figure."""
+    day = func.date(Invoice.created_at)
+    if session.get_bind().dialect.name == "postgresql":  # timestamptz: its UTC date
+        day = func.date(func.timezone("UTC", Invoice.created_at))
     rows = await session.execute(
-        select(Invoice.state, func.count(), func.coalesce(func.sum(Invoice.value_minor), 0))
+        select(day, Invoice.state, func.count(), func.coalesce(func.sum(Invoice.value_minor), 0))
         .where(Invoice.business_id == business_pk, Invoice.created_at >= since)
-        .group_by(Invoice.state)
+        .group_by(day, Invoice.state)
     )
-    return {state: (int(count), int(value)) for state, count, value in rows}
+    return [(str(when)[:10], state, int(count), int(value)) for when, state, count, value in rows]
 
 
 async def failures_since(
@@ -370,25 +374,6 @@ async def states_of(
         )
     )
     return {invoice_id: state for invoice_id, state in rows}
-
-
-async def daily_collections(
-    session: AnySession, business_pk: int, since: datetime
-) -> dict[str, int]:
-    """COMPLETE invoices' value per UTC day ("YYYY-MM-DD") since then (by creation)."""
-    day = func.date(Invoice.created_at)
-    if session.get_bind().dialect.name == "postgresql":  # timestamptz: its UTC date
-        day = func.date(func.timezone("UTC", Invoice.created_at))
-    rows = await session.execute(
-        select(day, func.coalesce(func.sum(Invoice.value_minor), 0))
-        .where(
-            Invoice.business_id == business_pk,
-            Invoice.created_at >= since,
-            Invoice.state == InvoiceState.COMPLETE,
-        )
-        .group_by(day)
-    )
-    return {str(when)[:10]: int(value) for when, value in rows}
 
 
 async def latest_invoice(session: AnySession) -> Invoice | None:
