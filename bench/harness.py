@@ -237,6 +237,7 @@ class Merchant:
     business_pk: int
     wallet_pk: int
     secret_key: str
+    wallet_id: str  # the settlement wallet's public id
 
 
 async def prepare(url: str) -> Merchant:
@@ -245,7 +246,8 @@ async def prepare(url: str) -> Merchant:
     try:
         async with db.transaction() as session:
             new = await create_merchant(session, "Bench Shop", Environment.SANDBOX)
-            return Merchant(new.business.id, new.settlement_wallet.id, new.keys.secret_key)
+            wallet = new.settlement_wallet
+            return Merchant(new.business.id, wallet.id, new.keys.secret_key, wallet.wallet_id)
     finally:
         await db.dispose()
 
