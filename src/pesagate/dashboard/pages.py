@@ -33,7 +33,7 @@ from pesagate.dashboard.web import (
     page,
     read_form,
     same_token,
-    secure_cookies,
+    set_login_csrf_cookie,
     set_session_cookie,
 )
 from pesagate.db import Database
@@ -103,15 +103,7 @@ def _safe_next(target: str | None) -> str:
 def _login_page(settings: Any, next_path: str, error: str | None, status: int = 200) -> Response:
     token = new_login_csrf()
     response = page("login.html", status, csrf=token, next=next_path, error=error, visitor=None)
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        max_age=3600,
-        path=PREFIX,
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(settings),
-    )
+    set_login_csrf_cookie(response, settings, token)
     return response
 
 

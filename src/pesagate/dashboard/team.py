@@ -26,7 +26,7 @@ from pesagate.dashboard.web import (
     read_form,
     require,
     same_token,
-    secure_cookies,
+    set_login_csrf_cookie,
     set_session_cookie,
 )
 from pesagate.db import Database
@@ -121,15 +121,7 @@ def _invitation_page(
         visitor=None,
     )
     response.headers["Referrer-Policy"] = "no-referrer"  # the token is in this page's URL
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        csrf,
-        max_age=3600,
-        path=PREFIX,
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(settings),
-    )
+    set_login_csrf_cookie(response, settings, csrf)
     return response
 
 

@@ -96,6 +96,19 @@ def new_login_csrf() -> str:
     return secrets.token_urlsafe(24)
 
 
+def set_login_csrf_cookie(response: Response, settings: Settings, token: str) -> None:
+    """The double-submit half of a form shown before a session exists (sign-in, invitation)."""
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        path=PREFIX,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(settings),
+    )
+
+
 async def read_form(request: Request) -> dict[str, str]:
     """An application/x-www-form-urlencoded body (the dashboard's only kind), bounded."""
     body = await request.body()
