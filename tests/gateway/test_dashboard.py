@@ -223,7 +223,9 @@ def test_another_business_and_its_invoices_answer_404(gateway, dash):
     assert set(states.json()) == {mine}
 
 
-def test_an_operator_sees_every_business(gateway, dash):
+def test_an_operator_sees_every_business(start_gateway, dash_of):
+    gateway = start_gateway()
+    dash = dash_of(gateway)
     email = make_user(
         gateway.db_url, "ops@pesagate.example", gateway.merchant.business_id, operator=True
     )
@@ -238,12 +240,8 @@ def test_an_operator_sees_every_business(gateway, dash):
     assert client.post_form(other_settings, other_settings, form).status_code == 403
     gateway.wait_final(gateway.push("254712345678", 100)["invoice"]["invoice_id"])
 
-    def checked() -> httpx.Response | None:
-        answer = client.get("/operator/")
-        return None if 'id="ledger-checking"' in answer.text else answer
-
     # `ledger verify` runs in the background; the page shows its result once it has one.
-    operator = wait_until(checked, 30, what="the ledger check's result")
+    operator = _checked_operator_page(client)
     assert operator.status_code == 200 and 'id="ledger-ok"' in operator.text
     assert "s ago by this process" in operator.text
     assert gateway.other.business_id in operator.text and "stk_push" in operator.text
@@ -251,6 +249,43 @@ def test_an_operator_sees_every_business(gateway, dash):
     member = dash()
     member.sign_in(make_user(gateway.db_url, "owner@shop.example", gateway.merchant.business_id))
     assert member.get("/operator/").status_code == 404
+    # Books that do not balance: another process (no result kept yet) shows what verify found.
+    _tamper_a_wallet_balance(gateway)
+    another = dash_of(start_gateway())()
+    another.sign_in(email)
+    found = _checked_operator_page(another)
+    assert "1 finding(s)" in found.text and 'id="ledger-ok"' not in found.text
+
+
+def _checked_operator_page(client: DashboardClient) -> httpx.Response:
+    def checked() -> httpx.Response | None:
+        answer = client.get("/operator/")
+        return None if 'id="ledger-checking"' in answer.text else answer
+
+    return wait_until(checked, 30, what="the ledger check's result")  # type: ignore[no-any-return]
+
+
+def _tamper_a_wallet_balance(gateway: Any) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from pesagate.db import Database
+
+    async def tamper() -> None:
+        db = Database(gateway.db_url)
+        try:
+            async with db.transaction() as session:
+                await session.execute(
+                    text(
+                        "UPDATE ledger_accounts SET balance_minor = balance_minor + 1 WHERE id = "
+                        "(SELECT MIN(id) FROM ledger_accounts WHERE wallet_id IS NOT NULL)"
+                    )
+                )
+        finally:
+            await db.dispose()
+
+    asyncio.run(tamper())
 
 
 def _api_invoices(gateway: Any, **filters: str) -> list[dict[str, Any]]:

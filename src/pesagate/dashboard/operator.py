@@ -26,6 +26,7 @@ from pesagate.worker import jobs
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 JOBS_SHOWN = 100
+FINDINGS_SHOWN = 50  # of ledger verify's findings; `pesagate ledger verify` lists them all
 CHECK_EVERY_S = 60.0
 CHECK_WAIT_S = 0.1  # how long a page waits for a running check before it shows "checking"
 
@@ -110,6 +111,7 @@ async def operator(request: Request, visitor: VisitorDep, db: DbDep) -> Response
         report=report,
         platform=[(code, format_minor(total or 0)) for code, total in platform],
         findings=findings,
+        findings_shown=FINDINGS_SHOWN,
         checked_s=None if age_s is None else round(age_s),
         waiting=waiting,
         dead=dead,
