@@ -300,7 +300,7 @@ def _api_invoices(gateway: Any, **filters: str) -> list[dict[str, Any]]:
 SLOW_PROMPTS = {"stk_prompt_ttl_s": 120.0, "reconcile_grace_s": 120.0}
 
 
-def test_payments_filters_and_csv_export_match_the_api(start_gateway, dash_of):
+def test_payments_filters_and_csv_export_match_the_api(start_gateway, dash_of, monkeypatch):
     gateway = start_gateway(simulator={"prompt_ttl_s": 120.0}, **SLOW_PROMPTS)
     dash = dash_of(gateway)
     paid = [gateway.push("254712345678", amount, api_ref=f"order-{amount}") for amount in (10, 20)]
@@ -350,6 +350,14 @@ def test_payments_filters_and_csv_export_match_the_api(start_gateway, dash_of):
     open_id = gateway.push("254700009008", 40)["invoice"]["invoice_id"]  # waits for a PIN
     still_open = client.get(f"{base}/payments/", params={"state": "OPEN"})
     assert "1 payment ·" in still_open.text and open_id in still_open.text
+    # Past the count cap (10,000; here 2 of 4, one per page), the list says so and pages stop.
+    from pesagate.dashboard import pages
+
+    for name, value in (("COUNT_CAP", 2), ("LAST_PAGE", 2), ("PAGE_SIZE", 1)):
+        monkeypatch.setattr(pages, name, value)
+    capped = client.get(f"{base}/payments/", params={"page": "7"})
+    assert "More than 2 payments" in capped.text and "Page 2 of 2" in capped.text
+    assert 'rel="next"' not in capped.text and capped.text.count("<tr data-invoice=") == 1
 
 
 def test_a_lost_callback_shows_the_queries_that_settled_it(gateway, dash):

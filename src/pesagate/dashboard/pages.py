@@ -56,6 +56,11 @@ from pesagate.refunds.repository import RefundFilter
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE_SIZE = 50
+# Matches are counted up to this many, and paged through as far: beyond it, counting and deep
+# OFFSETs cost hundreds of milliseconds on PostgreSQL (BENCHMARKS.md). Filters narrow a list;
+# the CSV export has every match.
+COUNT_CAP = 10_000
+LAST_PAGE = COUNT_CAP // PAGE_SIZE
 CSV_BATCH = 500
 LIVE_STATES = (InvoiceState.PENDING.value, InvoiceState.PROCESSING.value)
 OPEN_STATES = "OPEN"  # the state filter's word for either of LIVE_STATES
@@ -278,15 +283,19 @@ async def payments_page(
             count=0,
             nav="payments",
         )
+    number = min(number, LAST_PAGE)
     count, invoices = await payments.list_invoices(
-        db, access.business_pk, where, Page(number, PAGE_SIZE)
+        db, access.business_pk, where, Page(number, PAGE_SIZE), count_cap=COUNT_CAP
     )
     query = {k: v for k, v in params.items() if v}
+    reachable = min(count, COUNT_CAP)
     pages = {
         "number": number,
-        "last": max(1, -(-count // PAGE_SIZE)),
+        "last": max(1, -(-reachable // PAGE_SIZE)),
         "previous": urlencode({**query, "page": number - 1}) if number > 1 else None,
-        "next": urlencode({**query, "page": number + 1}) if number * PAGE_SIZE < count else None,
+        "next": (
+            urlencode({**query, "page": number + 1}) if number * PAGE_SIZE < reachable else None
+        ),
     }
     return page(
         "payments.html",
@@ -296,6 +305,7 @@ async def payments_page(
         error=f"No payment has the id or receipt {search[:40]!r}." if search else None,
         invoices=invoices,
         count=count,
+        count_cap=COUNT_CAP,
         pages=pages,
         csv_query=urlencode(query),
         live_states=LIVE_STATES,

@@ -106,11 +106,22 @@ class InvoiceFilter:
 
 
 async def invoices_page(
-    session: AsyncReadSession, business_pk: int, where: InvoiceFilter, offset: int, limit: int
+    session: AsyncReadSession,
+    business_pk: int,
+    where: InvoiceFilter,
+    offset: int,
+    limit: int,
+    count_cap: int | None = None,
 ) -> tuple[int, list[Invoice]]:
-    """How many invoices match, and one page of them, newest first."""
+    """How many invoices match (counted up to `count_cap` + 1 when given: counting every match
+    reads every matching row), and one page of them, newest first."""
     conditions = where.conditions(business_pk)
-    count = await session.scalar(select(func.count()).select_from(Invoice).where(*conditions))
+    if count_cap is None:
+        counted = select(func.count()).select_from(Invoice).where(*conditions)
+    else:
+        matches = select(Invoice.id).where(*conditions).limit(count_cap + 1).subquery()
+        counted = select(func.count()).select_from(matches)
+    count = await session.scalar(counted)
     page = await session.scalars(
         select(Invoice)
         .where(*conditions)

@@ -236,8 +236,11 @@ async def find_invoice(db: Database, business_pk: int, invoice_id: str) -> Invoi
 
 
 async def list_invoices(
-    db: Database, business_pk: int, where: InvoiceFilter, page: Page
+    db: Database, business_pk: int, where: InvoiceFilter, page: Page, count_cap: int | None = None
 ) -> tuple[int, list[Invoice]]:
-    """How many of the business's invoices match, and the page asked for, newest first."""
+    """How many of the business's invoices match (at most `count_cap` + 1 when given), and the
+    page asked for, newest first."""
     async with db.read() as session:
-        return await repository.invoices_page(session, business_pk, where, page.offset, page.size)
+        return await repository.invoices_page(
+            session, business_pk, where, page.offset, page.size, count_cap
+        )
