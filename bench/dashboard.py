@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bench.harness import drop_database, fresh_database, prepare, seed_invoices
 from pesagate.accounts import service as accounts
@@ -77,6 +77,18 @@ async def credit(url: str, business_pk: int, count: int) -> None:
         await db.dispose()
 
 
+async def analyze(url: str) -> None:
+    """Table statistics, as autovacuum would have gathered them long before a business had
+    100,000 invoices: without them the planner guesses, and a freshly bulk-loaded table is
+    read as if it were empty (the phone filter took 520 ms instead of 20)."""
+    db = Database(url)
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("ANALYZE"))
+    finally:
+        await db.dispose()
+
+
 def run(kind: str, invoices: int, credited: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         url = fresh_database(kind, Path(workdir))  # runs its own event loop
@@ -96,6 +108,8 @@ async def measure(kind: str, url: str, invoices: int, credited: int, rounds: int
     await credit(url, merchant.business_pk, credited)
     print(f"{credited} credited by the ledger in {time.perf_counter() - started:.1f} s")
     business_id = await people_of(url, merchant.business_pk)
+    if kind == "postgresql":
+        await analyze(url)
     phone = paid[0][3]
     credited_invoice = paid[0][0]
     await time_pages(url, business_id, merchant.wallet_id, phone, credited_invoice, rounds)
