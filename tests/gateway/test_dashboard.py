@@ -521,6 +521,17 @@ def test_inviting_someone_with_an_account_adds_them_at_once(gateway, dash):
     known = dash()
     assert known.sign_in("known@shop.example", PASSWORD).status_code == 303  # their own password
     assert known.get(f"/b/{business}/webhooks/").status_code == 200
+    # An account made after the invitation (by `pesagate user create`) joins through it, and
+    # keeps its password: the link signs no one in with a password chosen there.
+    link = _invitation_link(
+        owner.post_form(team, f"{team}invite", {"email": "late@shop.example", "role": "viewer"})
+    )
+    make_user(gateway.db_url, "late@shop.example", gateway.other.business_id, role="viewer")
+    refused = _accept(dash(), link, "a password chosen on the link")
+    assert refused.status_code == 400 and "is now a member" in refused.text
+    assert "late@shop.example</td><td>viewer" in owner.get(team).text
+    assert dash().sign_in("late@shop.example", "a password chosen on the link").status_code == 401
+    assert dash().get(link).status_code == 404  # used
 
 
 def test_webhook_add_test_disable_and_replay_from_the_dashboard(gateway, dash, callback_receiver):

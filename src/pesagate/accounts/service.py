@@ -328,7 +328,8 @@ async def accept_invitation(
 ) -> tuple[NewSession, str] | None:
     """The invited person's account, made with the password they chose, a member with the
     role, and signed in: the new session and the business's id. None if the link is no longer
-    open (used, revoked, expired); AccountError for a password that is refused. Used once: the
+    open (used, revoked, expired); AccountError for a password that is refused, or when the
+    email got an account meanwhile (it then joins, with its own password). Used once: the
     invitation's row is locked until it is marked accepted."""
     if not token or len(token) > 128:
         return None
@@ -340,17 +341,21 @@ async def accept_invitation(
         if found is None:
             return None
         invitation, business = found
-        user = await repository.user_by_email(session, invitation.email, lock=True)
-        if user is not None:  # made meanwhile (`pesagate user create`): its password stays
-            raise AccountError(
-                f"{invitation.email} already has an account: sign in with its password."
-            )
-        user = User(email=invitation.email, password_hash=hash_password(password), failed_logins=0)
-        session.add(user)
-        await session.flush()
-        await _join(session, user.id, business.id, invitation.role)
         invitation.accepted_at = now
-        return _open_session(session, user.id, now, ttl_s), business.business_id
+        user = await repository.user_by_email(session, invitation.email, lock=True)
+        if user is None:
+            user = User(
+                email=invitation.email, password_hash=hash_password(password), failed_logins=0
+            )
+            session.add(user)
+            await session.flush()
+            await _join(session, user.id, business.id, invitation.role)
+            return _open_session(session, user.id, now, ttl_s), business.business_id
+        # The account was made meanwhile (`pesagate user create`): it joins, its password stays.
+        await _join(session, user.id, business.id, invitation.role)
+    raise AccountError(
+        f"{invitation.email} already has an account and is now a member: sign in with its password."
+    )
 
 
 async def pending_invitations(db: Database, business_pk: int) -> list[PendingInvitation]:
