@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 from prometheus_client import REGISTRY
 from starlette.responses import Response
@@ -25,6 +26,7 @@ from pesagate.payments import history
 from pesagate.worker import jobs
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
+log = structlog.get_logger("pesagate.dashboard")
 JOBS_SHOWN = 100
 FINDINGS_SHOWN = 50  # of ledger verify's findings; `pesagate ledger verify` lists them all
 CHECK_EVERY_S = 60.0
@@ -53,8 +55,11 @@ class LedgerCheck:
     async def _check(self, database_url: str) -> None:
         try:
             self.findings = await asyncio.to_thread(_verify_apart, database_url)
-            self.checked_at = time.monotonic()
+        except Exception as failed:  # shown to the operator, not lost in a task
+            log.exception("ledger_check_failed")
+            self.findings = [f"The check itself failed: {type(failed).__name__}: {failed}"]
         finally:
+            self.checked_at = time.monotonic()
             self.running = None
 
 
