@@ -133,7 +133,12 @@ def test_timeouts_and_refused_connections_are_retried(start_gateway):
     sock.close()
     secret = add_endpoint(gateway, f"http://127.0.0.1:{port}/late")["signing_secret"]
     gateway.push("254712345678")
-    wait_until(lambda: any(e["attempts"] >= 1 for e in events(gateway)))
+    # An attempt refused and recorded, not just begun: one begun but not yet connecting
+    # would reach the receiver started next, and no refusal would be logged.
+    wait_until(
+        lambda: any(a["error"] for e in events(gateway) for a in e["attempt_log"]),
+        what="a refused attempt to be recorded",
+    )
     late = CallbackReceiver(port=port, delays=[6.0]).start()  # the first answer is too slow
     try:
         requests = late.wait_for("/late", count=4)
