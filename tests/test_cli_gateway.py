@@ -1,11 +1,11 @@
-"""The gateway's command line as a user runs it: subprocesses against real SQLite and PostgreSQL
-databases, and a real `pesagate serve` taking payments from the API and from `pesagate stk-push`."""
+"""The gateway's command line as a user runs it: processes of its own against real SQLite and
+PostgreSQL databases, and a real `pesagate serve` taking payments from the API and from
+`pesagate stk-push`."""
 
 import asyncio
 import hashlib
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -19,7 +19,6 @@ from pesagate.models import ApiKey, Base, Business, Environment, User, Wallet
 from pesagate.services import create_merchant
 from pesagate.simulator import SimulatorSettings, create_simulator_app
 from tests.fixtures.cli import (
-    PESAGATE,
     ServeProcess,
     cli_env,
     db_rows,
@@ -146,7 +145,7 @@ def test_merchant_list_settings_and_keys_rotate(db_url):
     bad = {"merchant": (["BIZ_NOSUCH1", "--fee-rate", "0.01"], "No merchant 'BIZ_NOSUCH1'")}
     if db_url.startswith("sqlite"):
         # Rejected while parsing, before any database is opened: one backend is enough
-        # (each of these subprocesses costs about two CPU-seconds of imports).
+        # (each of these processes costs a fork and its command).
         bad["fee rate"] = ([business_id, "--fee-rate", "2"], "fee rate must be")
         bad["tariff"] = ([business_id, "--tariff", "NOPE"], "'NOPE' is not a valid Tariff")
     rejected = {
@@ -452,23 +451,17 @@ def test_serve_on_another_port_takes_payments_without_a_public_url(db_url):
 def test_user_create_reads_the_password_from_stdin_and_the_user_signs_in(db_url):
     business_id, _, _ = existing_merchant(db_url, "Mama Mboga Store")
     args = ["user", "create", "Dev@Shop.example", "--business", business_id, "--role"]
-    created = subprocess.run(
-        [*PESAGATE, *args, "developer", "--password-stdin"],
+    created = run_cli(
+        [*args, "developer", "--password-stdin"],
+        cli_env(db_url),
         input="a long enough password\n",
-        env=cli_env(db_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert created.returncode == 0, created.stderr
     assert f"dev@shop.example is developer of Mama Mboga Store ({business_id})" in created.stdout
-    short = subprocess.run(
-        [*PESAGATE, *args[:2], "x@shop.example", *args[3:], "viewer", "--password-stdin"],
+    short = run_cli(
+        [*args[:2], "x@shop.example", *args[3:], "viewer", "--password-stdin"],
+        cli_env(db_url),
         input="short\n",
-        env=cli_env(db_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert short.returncode == 2 and "at least 10 characters" in short.stderr
     unknown = run_cli(

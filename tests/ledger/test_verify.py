@@ -1,14 +1,13 @@
 """`pesagate ledger verify` finds what is wrong, and the database refuses what must not be."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from pesagate.db import is_sqlite
+from tests.fixtures.cli import run_cli
 
 
 async def test_clean_books_verify_clean_and_the_cli_agrees(books, db_url):
@@ -106,10 +105,4 @@ async def account_of(books, wallet_pk):
 
 
 def cli(db_url, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "pesagate", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PESAGATE_DATABASE_URL": db_url},
-        timeout=60,
-    )
+    return run_cli(args, {**os.environ, "PESAGATE_DATABASE_URL": db_url})
