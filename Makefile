@@ -17,8 +17,8 @@ run: $(STAMP)  ## run the gateway on its embedded defaults (SQLite, sandbox, emb
 	$(BIN)/pesagate serve
 
 # Test processes: the suite mostly waits on servers, subprocesses and databases, so more
-# processes than cores pay off (on 2 cores, one run each: 4 took 4:27, 6 took 4:15, 8 took
-# 4:31). `make test TEST_WORKERS=0` runs it in one process.
+# processes than cores pay off (on 2 cores, one run each, 2026-12-05: 6 took 4:23, 8 took
+# 4:30). `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= 6
 
 test: $(STAMP)  ## run the whole test suite (SQLite and PostgreSQL) in parallel processes
