@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from pesagate.accounts import passwords
 from pesagate.kit.logs import configure_logging
 from tests.fixtures import databases
 from tests.fixtures.databases import (
@@ -32,6 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
     forget_ambient_settings()
     # Route structlog through stdlib logging, so pytest captures it per test.
     configure_logging("console", "INFO", to_stderr=False)
+    # Dashboard users made by tests outside an app (tests/fixtures/dashboard.py); gateways
+    # started with FAST_GATEWAY choose the same.
+    passwords.use("minimal")
     if workerinput := getattr(config, "workerinput", None):
         databases.adopt_postgres(workerinput["pesagate_postgres"])
 

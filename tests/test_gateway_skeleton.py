@@ -59,17 +59,24 @@ def test_live_mode_refuses_placeholder_settings():
         Settings(env="live")
 
 
+LIVE = {
+    "env": "live",
+    "public_url": "https://pay.example.com",
+    "mpesa_consumer_key": "live-key-123",
+    "mpesa_consumer_secret": "live-secret-456",
+    "mpesa_shortcode": "600123",
+    "mpesa_passkey": "a-real-looking-passkey",
+    "checkout_secret": "a-live-checkout-signing-secret-of-40-chars",
+}
+
+
+def test_live_mode_refuses_the_test_suites_password_hashing():
+    with pytest.raises(ValueError, match="PESAGATE_DASHBOARD_PASSWORD_HASHING"):
+        Settings(**LIVE, dashboard_password_hashing="minimal")
+
+
 def test_live_mode_never_mounts_the_simulator(tmp_path):
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db",
-        env="live",
-        public_url="https://pay.example.com",
-        mpesa_consumer_key="live-key-123",
-        mpesa_consumer_secret="live-secret-456",
-        mpesa_shortcode="600123",
-        mpesa_passkey="a-real-looking-passkey",
-        checkout_secret="a-live-checkout-signing-secret-of-40-chars",
-    )
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", **LIVE)
     assert not settings.simulator_enabled
     assert settings.effective_mpesa_base_url == "https://api.safaricom.co.ke"
     assert Settings().effective_mpesa_base_url == "http://127.0.0.1:8000/sim"

@@ -49,6 +49,7 @@ def create_app(
     simulator_settings: SimulatorSettings | None = None,
 ) -> TransportAwareFastAPI:
     settings = settings or Settings()
+    passwords.use(settings.dashboard_password_hashing)
     run_worker = settings.run_worker if run_worker is None else run_worker
     services = Services.build(settings)
     simulator_app = (

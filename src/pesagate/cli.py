@@ -14,6 +14,7 @@ import orjson
 import typer
 
 from pesagate import __version__
+from pesagate.accounts import passwords
 from pesagate.accounts.commands import user_app
 from pesagate.commands import (
     console,
@@ -205,6 +206,7 @@ async def _prepare(settings: Settings) -> "DemoMerchant | None":
     await prepare_schema(settings)
     if settings.env != "sandbox":
         return None
+    passwords.use(settings.dashboard_password_hashing)  # the demo owner's
     db = Database(settings.database_url)
     try:
         return await open_demo_merchant_if_empty(db)

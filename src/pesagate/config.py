@@ -171,6 +171,11 @@ class Settings(LogSettings):
     dashboard_invitation_ttl_s: float = Field(
         604_800.0, gt=0, description="an invitation link to the Team can be used this long (7 days)"
     )
+    dashboard_password_hashing: Literal["rfc9106-low-memory", "minimal"] = Field(
+        "rfc9106-low-memory",
+        description="argon2id parameters of new password hashes; `minimal` is for test suites "
+        "only (cheap to guess), and live refuses it",
+    )
 
     # Worker
     worker_poll_s: float = Field(0.5, gt=0)
@@ -293,6 +298,8 @@ def live_problems(settings: Settings) -> list[str]:
     public = urlsplit(settings.public_url)
     if public.scheme != "https" or public.hostname in (None, "localhost", "127.0.0.1", "::1"):
         problems.append("PESAGATE_PUBLIC_URL must be a public https URL (Daraja calls it back)")
+    if settings.dashboard_password_hashing != "rfc9106-low-memory":
+        problems.append("PESAGATE_DASHBOARD_PASSWORD_HASHING=minimal is for test suites only")
     if settings.mpesa_transaction_type == "CustomerBuyGoodsOnline" and not settings.mpesa_party_b:
         problems.append("PESAGATE_MPESA_PARTY_B (the till number) is required for buy goods")
     if settings.refunds_on:

@@ -5,8 +5,8 @@ from typing import Annotated
 
 import typer
 
-from pesagate.accounts import service
-from pesagate.commands import console, err_console, with_database
+from pesagate.accounts import passwords, service
+from pesagate.commands import console, err_console, load_settings, with_database
 from pesagate.models import Role
 
 user_app = typer.Typer(help="Dashboard users.", no_args_is_help=True)
@@ -27,9 +27,12 @@ def create_user(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = load_settings()
+    passwords.use(settings.dashboard_password_hashing)
     try:
         user, found, _ = with_database(
-            lambda db: service.create_user(db, email, password, business, role, operator=operator)
+            lambda db: service.create_user(db, email, password, business, role, operator=operator),
+            settings,
         )
     except service.AccountError as refused:
         err_console.print(f"[red]{refused}[/]")

@@ -1,13 +1,33 @@
-"""Password hashing: argon2id through argon2-cffi (its RFC 9106 low-memory profile)."""
+"""Password hashing: argon2id through argon2-cffi (its RFC 9106 low-memory profile).
+
+A hash carries its own parameters, so it verifies under any profile. `minimal` is for test
+suites only (a hash costs ~0.2 CPU-seconds with the real profile, and the dashboard's tests
+make hundreds); live refuses to start with it (config.py).
+"""
 
 from functools import cache
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.profiles import RFC_9106_LOW_MEMORY
 
 MIN_LENGTH = 10
 MAX_LENGTH = 256  # argon2 takes any length; bound the work one request can ask for
-_hasher = PasswordHasher()
+Profile = Literal["rfc9106-low-memory", "minimal"]
+_PROFILES: dict[Profile, PasswordHasher] = {
+    "rfc9106-low-memory": PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY),
+    "minimal": PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+}
+_hasher = _PROFILES["rfc9106-low-memory"]
+
+
+def use(profile: Profile) -> None:
+    """Hash new passwords (and the decoy) with this profile from now on, in this process."""
+    global _hasher
+    if _PROFILES[profile] is not _hasher:
+        _hasher = _PROFILES[profile]
+        _decoy.cache_clear()
 
 
 def prepare() -> None:
