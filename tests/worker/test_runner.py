@@ -63,9 +63,10 @@ async def add(
     run_at: datetime,
     kind: str = KIND,
     payload: dict[str, Any] | None = None,
+    lane: str | None = None,
 ) -> None:
     async with db.transaction() as session:
-        await schedule(session, kind, key, run_at, payload or {"key": key})
+        await schedule(session, kind, key, run_at, payload or {"key": key}, lane)
 
 
 async def jobs(db: Database) -> list[Job]:
@@ -372,7 +373,7 @@ async def test_a_slow_job_does_not_hold_up_jobs_due_after_it(db):
     assert await jobs(db) == []
 
 
-async def test_one_lane_takes_at_most_its_slots_and_the_rest_are_put_back_unharmed(db):
+async def test_one_lane_takes_at_most_its_slots_and_the_rest_wait_unharmed(db):
     gate, other = Gate(), Recorder()
     runner = worker(db, {KIND: gate, "other": other}, poll_s=0.05, concurrency=6, lane_slots=2)
     for n in range(5):
@@ -386,7 +387,7 @@ async def test_one_lane_takes_at_most_its_slots_and_the_rest_are_put_back_unharm
         await eventually(lambda: _true(other.calls), what="the other lane's job")
         assert len(gate.inside) == 2
         waiting = [row for row in await jobs(db) if row.locked_by is None]
-        assert len(waiting) == 3  # put back: not counted as runs nor as failures
+        assert len(waiting) == 3  # not claimed past the lane's room: no runs, no failures
         assert {(row.attempts, row.failures, row.last_error) for row in waiting} == {(0, 0, None)}
     finally:
         gate.open()
@@ -422,6 +423,26 @@ async def test_a_lane_group_takes_its_slots_and_each_of_its_lanes_half(db):
         await eventually(lambda: _true(len(gate.calls) == 9), what="the group to drain")
         await stop_loop(stop, loop)
     assert await jobs(db) == []
+
+
+async def test_a_lanes_backlog_never_takes_the_claim_from_younger_jobs_of_other_lanes(db):
+    # A receiver that hangs while its events pile up: 20 due jobs of one endpoint, all older
+    # than one job of another business and one of the same business's other endpoint. A claim
+    # of 4 takes the backlog's share (half the group's 4 slots) and both younger jobs, never
+    # 4 of the backlog; while the backlog's share runs, the next claim takes none of it.
+    runner = worker(db, {KIND: Recorder()}, concurrency=8, lane_slots=4)
+    long_ago = utc_now() - timedelta(minutes=5)
+    for n in range(20):
+        await add(db, f"hung-{n:02}", long_ago + timedelta(seconds=n), lane="b:1/e:1")
+    await add(db, "same-business", utc_now(), lane="b:1/e:2")
+    await add(db, "elsewhere", utc_now(), lane="b:2/e:1")
+    await add(db, "laneless", utc_now())
+
+    claimed = sorted(job.key for job in await runner.claim(4))
+    assert claimed == ["elsewhere", "hung-00", "hung-01", "same-business"]
+
+    runner._lanes.update(["b:1", "b:1/e:1", "b:1", "b:1/e:1"])  # those two hung jobs run
+    assert [job.key for job in await runner.claim(4)] == ["laneless"]
 
 
 async def test_a_job_that_keeps_failing_is_dead_after_max_failures(db, caplog):

@@ -16,6 +16,9 @@ at a time here: a destination that hangs holds that share of the slots, and ever
 keeps the rest. A lane may sit in a group (`group/lane`, e.g. a business's webhook endpoints):
 then the group as a whole gets `lane_slots` and each of its lanes half of them: a tenant with
 many slow destinations holds one share, and with one slow destination its others keep half.
+A claim takes no more jobs of a lane or group than the room it has left, so a destination's
+backlog (a receiver that hangs while its events pile up) waits in the table, never in front
+of other destinations' younger jobs.
 
 A handler that raises or runs past its deadline is a failed attempt (logged with its
 traceback, retried with backoff); so is a lease that ran out (its worker died or hung).
@@ -37,8 +40,9 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from pesagate import metrics
 from pesagate.db import Database
@@ -207,26 +211,11 @@ class Worker:
     async def claim(self, limit: int | None = None) -> list[ClaimedJob]:
         now = utc_now()
         lease_until = now + timedelta(seconds=self.lease_s)
-        full = [level for level, count in self._lanes.items() if count >= self._cap(level)]
-        due = (
-            select(Job.id)
-            .where(Job.run_at <= now, Job.dead_at.is_(None))
-            .order_by(Job.run_at)
-            .limit(limit or self.concurrency)
-            .with_for_update(skip_locked=True)
-        )
-        if full:
-            in_full_group = [
-                Job.lane.startswith(level + LANE_GROUP_SEPARATOR, autoescape=True)
-                for level in full
-                if LANE_GROUP_SEPARATOR not in level
-            ]
-            due = due.where(Job.lane.is_(None) | ~or_(Job.lane.in_(full), *in_full_group))
         # Still locked when claimed: its lease ran out (the worker died or hung), a failure.
         abandoned = case((Job.locked_by.is_not(None), 1), else_=0)
         statement = (
             update(Job)
-            .where(Job.id.in_(due.scalar_subquery()))
+            .where(Job.id.in_(self._claimable(now, limit or self.concurrency)))
             .values(
                 locked_by=self.name,
                 run_at=lease_until,
@@ -251,6 +240,72 @@ class Worker:
             )
             for row in rows
         ]
+
+    def _claimable(self, now: datetime, limit: int) -> ScalarSelect[int]:
+        """The oldest due jobs, at most `limit`, and of each lane and lane group no more than
+        the room it has left here. A lane with a backlog (a receiver that hangs while its
+        events pile up) is never claimed past its share: "the oldest `limit`" alone would
+        be its backlog, taken and put back again and again, while younger jobs of other
+        lanes waited behind it."""
+        due = (Job.run_at <= now) & Job.dead_at.is_(None)
+        oldest_first = (Job.run_at, Job.id)
+        by_lane = (
+            select(
+                Job.id,
+                Job.run_at,
+                Job.lane,
+                self._lane_group(Job.lane).label("lane_group"),
+                func.row_number().over(partition_by=Job.lane, order_by=oldest_first).label("nth"),
+            )
+            .where(due)
+            .subquery()
+        )
+        in_lane_room = by_lane.c.lane.is_(None) | (by_lane.c.nth <= self._room(by_lane.c.lane))
+        by_group = (
+            select(
+                by_lane.c.id,
+                by_lane.c.run_at,
+                by_lane.c.lane_group,
+                func.row_number()
+                .over(partition_by=by_lane.c.lane_group, order_by=(by_lane.c.run_at, by_lane.c.id))
+                .label("nth"),
+            )
+            .where(in_lane_room)
+            .subquery()
+        )
+        in_group_room = by_group.c.lane_group.is_(None) | (
+            by_group.c.nth <= self._room(by_group.c.lane_group)
+        )
+        oldest = (
+            select(by_group.c.id)
+            .where(in_group_room)
+            .order_by(by_group.c.run_at, by_group.c.id)
+            .limit(limit)
+        )
+        # Locked here, where no window function is (PostgreSQL refuses FOR UPDATE beside one):
+        # a job another worker claimed meanwhile is skipped, or is no longer due.
+        return (
+            select(Job.id)
+            .where(Job.id.in_(oldest), due)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+
+    def _lane_group(
+        self, lane: ColumnElement[str | None] | InstrumentedAttribute[str | None]
+    ) -> ColumnElement[str | None]:
+        """`group` of a lane `group/name`; a lane without a group is its own."""
+        slash = (func.instr if self.db.is_sqlite else func.strpos)(lane, LANE_GROUP_SEPARATOR)
+        return case((slash > 0, func.substr(lane, 1, slash - 1)), else_=lane)
+
+    def _room(self, level: ColumnElement[str | None]) -> ColumnElement[int]:
+        """How many more jobs of this lane or lane group may run here now."""
+        idle = case(
+            (level.contains(LANE_GROUP_SEPARATOR), max(1, self.lane_slots // 2)),
+            else_=self.lane_slots,
+        )
+        busy = {name: max(0, self._cap(name) - count) for name, count in self._lanes.items()}
+        return case(busy, value=level, else_=idle) if busy else idle
 
     async def _run(self, job: ClaimedJob) -> None:
         if job.lease_until <= utc_now():
@@ -408,7 +463,8 @@ class Worker:
         await self.count_dead()
 
     async def _put_back(self, job: ClaimedJob) -> None:
-        """Over its lane's cap: claimable again shortly, as if it had not been claimed."""
+        """Over its lane's cap (a claim takes only the room left, so only when two claims
+        overlap, as `run_once` beside `run`): claimable again shortly, as if never claimed."""
         async with self.db.transaction() as session:
             await session.execute(
                 update(Job)
