@@ -210,6 +210,8 @@ class Worker:
 
     async def claim(self, limit: int | None = None) -> list[ClaimedJob]:
         now = utc_now()
+        if not await self._any_due(now):
+            return []
         lease_until = now + timedelta(seconds=self.lease_s)
         # Still locked when claimed: its lease ran out (the worker died or hung), a failure.
         abandoned = case((Job.locked_by.is_not(None), 1), else_=0)
@@ -240,6 +242,15 @@ class Worker:
             )
             for row in rows
         ]
+
+    async def _any_due(self, now: datetime) -> bool:
+        """Most polls find nothing due: they ask with one indexed read, without the claim's
+        write transaction (on SQLite, the write lock) and its windows (~1 ms of CPU more)."""
+        async with self.db.read() as session:
+            found = await session.scalar(
+                select(Job.id).where(Job.run_at <= now, Job.dead_at.is_(None)).limit(1)
+            )
+        return found is not None
 
     def _claimable(self, now: datetime, limit: int) -> ScalarSelect[int]:
         """The oldest due jobs, at most `limit`, and of each lane and lane group no more than
