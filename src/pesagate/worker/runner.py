@@ -2,7 +2,8 @@
 
 A worker is a long-running consumer with `concurrency` slots: it claims due jobs as slots free
 up, in one statement per claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two workers never
-claim the same row; SQLite has one writer at a time anyway), so a slow job holds one slot, not
+claim the same row; SQLite has one writer at a time anyway), made only once a read has found
+something due (most polls find nothing), so a slow job holds one slot, not
 the whole worker. Claiming moves `run_at` to the end of a lease: if the worker dies, the job
 becomes due again when the lease runs out and another worker takes it. Jobs must therefore be
 idempotent, and every handler is.
