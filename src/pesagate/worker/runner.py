@@ -41,7 +41,18 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import ColumnElement, ScalarSelect, case, delete, func, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    ScalarSelect,
+    Update,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -53,6 +64,7 @@ from pesagate.models import Job
 log = structlog.get_logger("pesagate.worker")
 
 LANE_RETRY_S = 0.5  # a job over its lane's cap is claimable again this soon
+CLAIM_STATEMENTS_KEPT = 256  # built claims kept, one per claim size and lanes running
 SHUTDOWN_GRACE_S = 5.0  # running jobs get this long to finish when the worker stops
 DEAD_GAUGE_EVERY_S = 30.0  # how often the dead-jobs gauge is recounted
 ABANDONED = "its lease ran out while it ran (the worker died or hung)"
@@ -130,6 +142,7 @@ class Worker:
         # cancelled mid-commit): until we know, the row may hold either lease.
         self._unsure: dict[int, datetime] = {}
         self._lanes: Counter[str] = Counter()  # lane or lane group -> jobs of it running here
+        self._claims: dict[tuple[int, tuple[tuple[str, int], ...]], Update] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker started", worker=self.name, concurrency=self.concurrency)
@@ -214,22 +227,11 @@ class Worker:
         if not await self._any_due(now):
             return []
         lease_until = now + timedelta(seconds=self.lease_s)
-        # Still locked when claimed: its lease ran out (the worker died or hung), a failure.
-        abandoned = case((Job.locked_by.is_not(None), 1), else_=0)
-        statement = (
-            update(Job)
-            .where(Job.id.in_(self._claimable(now, limit or self.concurrency)))
-            .values(
-                locked_by=self.name,
-                run_at=lease_until,
-                attempts=Job.attempts + 1,
-                failures=Job.failures + abandoned,
-            )
-            .returning(Job.id, Job.kind, Job.key, Job.payload, Job.attempts, Job.failures, Job.lane)
-            .execution_options(synchronize_session=False)
-        )
+        room = tuple(sorted(self._lanes.items()))
+        statement = self._claim_statement(limit or self.concurrency, room)
+        params = {"claim_now": now, "claim_lease_until": lease_until}
         async with self.db.transaction() as session:
-            rows = (await session.execute(statement)).all()
+            rows = (await session.execute(statement, params)).all()
         return [
             ClaimedJob(
                 row.id,
@@ -253,7 +255,36 @@ class Worker:
             )
         return found is not None
 
-    def _claimable(self, now: datetime, limit: int) -> ScalarSelect[int]:
+    def _claim_statement(self, limit: int, running: tuple[tuple[str, int], ...]) -> Update:
+        """The claim for `limit` jobs while `running` (lane or group, count) run here. Built
+        once per shape and kept (building it cost as much CPU as running it); the times are
+        bound when it runs."""
+        key = (limit, running)
+        if (statement := self._claims.get(key)) is None:
+            if len(self._claims) >= CLAIM_STATEMENTS_KEPT:
+                self._claims.clear()
+            # Still locked when claimed: its lease ran out (the worker died or hung): a failure.
+            abandoned = case((Job.locked_by.is_not(None), 1), else_=0)
+            now = bindparam("claim_now", type_=Job.run_at.type)
+            statement = self._claims[key] = (
+                update(Job)
+                .where(Job.id.in_(self._claimable(now, limit, dict(running))))
+                .values(
+                    locked_by=self.name,
+                    run_at=bindparam("claim_lease_until", type_=Job.run_at.type),
+                    attempts=Job.attempts + 1,
+                    failures=Job.failures + abandoned,
+                )
+                .returning(
+                    Job.id, Job.kind, Job.key, Job.payload, Job.attempts, Job.failures, Job.lane
+                )
+                .execution_options(synchronize_session=False)
+            )
+        return statement
+
+    def _claimable(
+        self, now: BindParameter[datetime], limit: int, running: dict[str, int]
+    ) -> ScalarSelect[int]:
         """The oldest due jobs, at most `limit`, and of each lane and lane group no more than
         the room it has left here. A lane with a backlog (a receiver that hangs while its
         events pile up) is never claimed past its share: "the oldest `limit`" alone would
@@ -272,7 +303,9 @@ class Worker:
             .where(due)
             .subquery()
         )
-        in_lane_room = by_lane.c.lane.is_(None) | (by_lane.c.nth <= self._room(by_lane.c.lane))
+        in_lane_room = by_lane.c.lane.is_(None) | (
+            by_lane.c.nth <= self._room(by_lane.c.lane, running)
+        )
         by_group = (
             select(
                 by_lane.c.id,
@@ -286,7 +319,7 @@ class Worker:
             .subquery()
         )
         in_group_room = by_group.c.lane_group.is_(None) | (
-            by_group.c.nth <= self._room(by_group.c.lane_group)
+            by_group.c.nth <= self._room(by_group.c.lane_group, running)
         )
         oldest = (
             select(by_group.c.id)
@@ -310,13 +343,15 @@ class Worker:
         slash = (func.instr if self.db.is_sqlite else func.strpos)(lane, LANE_GROUP_SEPARATOR)
         return case((slash > 0, func.substr(lane, 1, slash - 1)), else_=lane)
 
-    def _room(self, level: ColumnElement[str | None]) -> ColumnElement[int]:
-        """How many more jobs of this lane or lane group may run here now."""
+    def _room(
+        self, level: ColumnElement[str | None], running: dict[str, int]
+    ) -> ColumnElement[int]:
+        """How many more jobs of this lane or lane group may run here, `running` running."""
         idle = case(
             (level.contains(LANE_GROUP_SEPARATOR), max(1, self.lane_slots // 2)),
             else_=self.lane_slots,
         )
-        busy = {name: max(0, self._cap(name) - count) for name, count in self._lanes.items()}
+        busy = {name: max(0, self._cap(name) - count) for name, count in running.items()}
         return case(busy, value=level, else_=idle) if busy else idle
 
     async def _run(self, job: ClaimedJob) -> None:
