@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## run the gateway on its embedded defaults (SQLite, sandbox, embedded simulator)
 	$(BIN)/pesagate serve
 
-# Test processes: the suite mostly waits on servers, subprocesses and databases, so more
-# processes than cores pay off (on 2 cores, one run each, 2026-12-05: 6 took 4:23, 8 took
-# 4:30). `make test TEST_WORKERS=0` runs it in one process.
+# Test processes: the suite waits on servers, subprocesses and databases, so more processes
+# than cores pay off, until the cores are saturated (on 2 cores, one run each, 2026-12-06:
+# 6 took 5:25, 8 took 5:35, 10 took 5:35). `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= 6
 
 test: $(STAMP)  ## run the whole test suite (SQLite and PostgreSQL) in parallel processes
