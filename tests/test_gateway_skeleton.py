@@ -11,6 +11,7 @@ from pesagate.config import Settings
 from pesagate.db import SQLITE_READ_BUSY_MS, Database, is_sqlite
 from tests.fixtures.daraja import DarajaTestClient
 from tests.fixtures.servers import UvicornThread
+from tests.fixtures.settings import LIVE_SETTINGS
 
 
 @pytest.fixture
@@ -59,24 +60,13 @@ def test_live_mode_refuses_placeholder_settings():
         Settings(env="live")
 
 
-LIVE = {
-    "env": "live",
-    "public_url": "https://pay.example.com",
-    "mpesa_consumer_key": "live-key-123",
-    "mpesa_consumer_secret": "live-secret-456",
-    "mpesa_shortcode": "600123",
-    "mpesa_passkey": "a-real-looking-passkey",
-    "checkout_secret": "a-live-checkout-signing-secret-of-40-chars",
-}
-
-
 def test_live_mode_refuses_the_test_suites_password_hashing():
     with pytest.raises(ValueError, match="PESAGATE_DASHBOARD_PASSWORD_HASHING"):
-        Settings(**LIVE, dashboard_password_hashing="minimal")
+        Settings(**LIVE_SETTINGS, dashboard_password_hashing="minimal")
 
 
 def test_live_mode_never_mounts_the_simulator(tmp_path):
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", **LIVE)
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", **LIVE_SETTINGS)
     assert not settings.simulator_enabled
     assert settings.effective_mpesa_base_url == "https://api.safaricom.co.ke"
     assert Settings().effective_mpesa_base_url == "http://127.0.0.1:8000/sim"
@@ -110,19 +100,11 @@ def test_engine_settings_per_backend(db_url):
 
 
 def test_pull_transactions_default_on_in_sandbox_and_off_in_live(monkeypatch):
-    live = {
-        "env": "live",
-        "public_url": "https://pay.example.com",
-        "mpesa_consumer_key": "live-key-123",
-        "mpesa_consumer_secret": "live-secret-456",
-        "mpesa_shortcode": "600123",
-        "mpesa_passkey": "a-real-looking-passkey",
-        "checkout_secret": "a-live-checkout-signing-secret-of-40-chars",
-    }
+
     assert Settings().pull_transactions_enabled
-    assert not Settings(**live).pull_transactions_enabled
-    assert Settings(**live, mpesa_pull_transactions=True).pull_transactions_enabled
+    assert not Settings(**LIVE_SETTINGS).pull_transactions_enabled
+    assert Settings(**LIVE_SETTINGS, mpesa_pull_transactions=True).pull_transactions_enabled
     monkeypatch.setenv("PESAGATE_MPESA_PULL_TRANSACTIONS", "false")
     assert not Settings().pull_transactions_enabled
     monkeypatch.setenv("PESAGATE_MPESA_PULL_TRANSACTIONS", "true")
-    assert Settings(**live).pull_transactions_enabled
+    assert Settings(**LIVE_SETTINGS).pull_transactions_enabled

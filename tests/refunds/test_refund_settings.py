@@ -7,23 +7,14 @@ from typer.testing import CliRunner
 from pesagate.cli import app
 from pesagate.config import Settings
 from pesagate.simulator.security import SimulatorKeys
+from tests.fixtures.settings import LIVE_SETTINGS
 from tests.refunds.helpers import paid_invoice, start
-
-LIVE = {
-    "env": "live",
-    "public_url": "https://pay.example.com",
-    "mpesa_consumer_key": "live-key-123",
-    "mpesa_consumer_secret": "live-secret-456",
-    "mpesa_shortcode": "600123",
-    "mpesa_passkey": "a-real-looking-passkey",
-    "checkout_secret": "a-live-checkout-signing-secret-of-40-chars",
-}
 
 
 def test_live_refunds_need_an_initiator_and_the_certificate(tmp_path):
-    assert not Settings(**LIVE).refunds_on  # off unless asked for
+    assert not Settings(**LIVE_SETTINGS).refunds_on  # off unless asked for
     with pytest.raises(ValueError) as refused:
-        Settings(**LIVE, refunds_enabled=True)
+        Settings(**LIVE_SETTINGS, refunds_enabled=True)
     message = str(refused.value)
     assert "PESAGATE_MPESA_INITIATOR is missing" in message
     assert "PESAGATE_MPESA_INITIATOR_PASSWORD is missing" in message
@@ -31,12 +22,15 @@ def test_live_refunds_need_an_initiator_and_the_certificate(tmp_path):
     initiator = {"mpesa_initiator": "ops-api", "mpesa_initiator_password": "S3cure!pass"}
     with pytest.raises(ValueError, match="no file at"):
         Settings(
-            **LIVE, refunds_enabled=True, **initiator, mpesa_certificate_path=f"{tmp_path}/none"
+            **LIVE_SETTINGS,
+            refunds_enabled=True,
+            **initiator,
+            mpesa_certificate_path=f"{tmp_path}/none",
         )
     certificate = tmp_path / "ProductionCertificate.cer"
     certificate.write_bytes(SimulatorKeys().certificate_pem)
     settings = Settings(
-        **LIVE, refunds_enabled=True, **initiator, mpesa_certificate_path=str(certificate)
+        **LIVE_SETTINGS, refunds_enabled=True, **initiator, mpesa_certificate_path=str(certificate)
     )
     assert settings.refunds_on and settings.certificate() == certificate.read_bytes()
 
