@@ -65,13 +65,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
-    if getattr(node, "workeroutput", {}).get("pesagate_postgres_used"):
+    output = getattr(node, "workeroutput", {})
+    if output.get("pesagate_postgres_used"):
         databases.note_postgres_used()
+    # Dropped by the controller at its end: a worker's own end may be cut short.
+    databases.take_over_databases(output.get("pesagate_postgres_databases", []))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if workeroutput := getattr(session.config, "workeroutput", None):
         workeroutput["pesagate_postgres_used"] = databases.postgres_was_used()
+        workeroutput["pesagate_postgres_databases"] = databases.hand_over_databases()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
