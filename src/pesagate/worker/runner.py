@@ -346,7 +346,8 @@ class Worker:
     def _room(
         self, level: ColumnElement[str | None], running: dict[str, int]
     ) -> ColumnElement[int]:
-        """How many more jobs of this lane or lane group may run here, `running` running."""
+        """How many more jobs of this lane or lane group may run here, given the jobs of
+        each lane and group `running` here now."""
         idle = case(
             (level.contains(LANE_GROUP_SEPARATOR), max(1, self.lane_slots // 2)),
             else_=self.lane_slots,
