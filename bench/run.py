@@ -39,6 +39,7 @@ from bench.harness import (
 )
 from bench.paced import paced_stk_push
 from bench.report import versus_peer_report, write_report
+from pesagate.kit.runtime import EVENT_LOOP
 from pesagate.models import InvoiceState
 
 CONNECTIONS = 32
@@ -131,6 +132,8 @@ class Bench:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--loop",
+                os.environ.get("BENCH_LOOP", EVENT_LOOP),  # as `pesagate serve` runs
             ],
             env=env,
             up_url=f"http://127.0.0.1:{port}/healthz",
@@ -153,6 +156,8 @@ class Bench:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--loop",
+                os.environ.get("BENCH_LOOP", EVENT_LOOP),
             ],
             up_url=f"http://127.0.0.1:{port}/docs",
         ):

@@ -27,7 +27,7 @@ from pesagate.commands import (
 from pesagate.config import LogSettings, Settings
 from pesagate.db import Database
 from pesagate.kit.logs import configure_logging
-from pesagate.kit.runtime import tune_gc
+from pesagate.kit.runtime import EVENT_LOOP, tune_gc
 from pesagate.ledger.commands import ledger_app, wallet_app
 from pesagate.merchants.commands import keys_app, merchant_app
 from pesagate.models import Environment
@@ -162,6 +162,7 @@ def serve(
             workers=workers,
             host=host,
             port=port,
+            loop=EVENT_LOOP,
             log_config=None,
             access_log=False,
             forwarded_allow_ips=settings.forwarded_allow_ips,
@@ -173,6 +174,7 @@ def serve(
         gateway,
         host=host,
         port=port,
+        loop=EVENT_LOOP,
         log_config=None,
         access_log=False,
         forwarded_allow_ips=settings.forwarded_allow_ips,

@@ -7,6 +7,14 @@ import gc
 # counting, so frequent young collections mostly re-scan live framework objects.
 GC_THRESHOLDS = (50_000, 20, 100)
 
+# The event loop uvicorn runs the gateway on: asyncio's own, not uvloop. A request's SQLite
+# statements run on the loop without yielding (sqlite_inline.py), so under load one loop
+# iteration runs many requests back to back. uvloop holds every write until its iteration ends
+# (MagicStack/uvloop#631) and took new connections' first requests only one iteration apart:
+# with 16 busy connections their answers waited up to 1.3 s (callback p99 5-7x its p50, the
+# tail of issue 17). asyncio writes a response as soon as it is ready (p99 about 1.4x p50).
+EVENT_LOOP = "asyncio"
+
 
 def tune_gc() -> None:
     """Call once the application is built: everything alive now (modules, routes, compiled
