@@ -203,12 +203,15 @@ def _committed(session: _Session) -> None:
 async def insert_ignore(session: _Session, model: Any, values: dict[str, Any]) -> None:
     """INSERT … ON CONFLICT DO NOTHING, on either backend: concurrent first inserts of one
     natural key both succeed, and one row results."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    await session.execute(insert_ignoring(session, model).values(**values))
+
+
+def insert_ignoring(session: _Session, model: Any) -> Any:
+    """An INSERT … ON CONFLICT DO NOTHING statement for the session's backend."""
+    if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        await session.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return pg_insert(model).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        await session.execute(sqlite_insert(model).values(**values).on_conflict_do_nothing())
+    return sqlite_insert(model).on_conflict_do_nothing()

@@ -224,6 +224,20 @@ async def test_schedule_keeps_one_row_per_key_and_only_moves_it_earlier(db):
     assert await jobs(db) == []
 
 
+async def test_cancel_takes_a_job_the_same_transaction_added_or_moved(db):
+    """`cancel` deletes with a statement of its own, not through the session: a job this
+    transaction added (not yet written) or read and moved must not be written back."""
+    now = utc_now()
+    await add(db, "read", now + timedelta(seconds=60))
+    async with db.transaction() as session:
+        await schedule(session, KIND, "added", now, {})  # pending, not flushed
+        await schedule(session, KIND, "read", now, {})  # read, then moved earlier
+        await cancel(session, "added")
+        await cancel(session, "read")
+        await schedule(session, KIND, "kept", now, {})
+    assert [j.key for j in await jobs(db)] == ["kept"]
+
+
 async def test_schedule_does_not_move_a_claimed_job(db):
     await add(db, "busy", utc_now())
     runner = worker(db, {KIND: Recorder()}, lease_s=60)

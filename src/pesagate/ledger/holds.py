@@ -103,5 +103,5 @@ async def capture_refund(
     if hold.status == HoldStatus.HELD:
         account.held_minor -= hold.amount_minor
     hold.status = HoldStatus.CAPTURED
-    hold.entry_id = posted[0].id
+    hold.entry_id = posted.entry_id
     return True

@@ -2,7 +2,8 @@
 the same transaction as the change they record (an invoice completing, a transfer)."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +13,6 @@ from pesagate.kit.clock import utc_now
 from pesagate.ledger import repository
 from pesagate.models import (
     AccountKind,
-    Business,
     EntryKind,
     Invoice,
     LedgerAccount,
@@ -38,6 +38,13 @@ class Line:
     trans_type: TransType
     status: LineStatus
     narrative: str
+
+
+class Posted(NamedTuple):
+    """A written entry's id and its lines, as written (not attached to the session)."""
+
+    entry_id: int
+    lines: list[LedgerPosting]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,26 +124,25 @@ async def post_entry(
     narrative: str,
     lines: list[Line],
     invoice_pk: int | None = None,
-) -> tuple[LedgerEntry, list[LedgerPosting]] | None:
-    """Write one balanced entry; None if an entry with this key exists (exactly once).
+) -> Posted | None:
+    """Write one balanced entry; None if an entry with this key exists (exactly once: the
+    key is unique, and a second writer of it inserts nothing).
 
     Wallet accounts must already be locked by the caller (`wallet_account(lock=True)`), so
     that their running balances are computed one posting at a time.
     """
     if sum(line.amount_minor for line in lines) != 0:
         raise LedgerError(f"entry {key} does not balance")
-    if await repository.entry_exists(session, key):
+    entry_id = await repository.insert_entry(session, key, kind, invoice_pk, narrative[:255])
+    if entry_id is None:
         return None
-    entry = LedgerEntry(key=key, kind=kind, invoice_id=invoice_pk, narrative=narrative[:255])
-    session.add(entry)
-    await session.flush()
-    postings = [_posting(entry, line) for line in lines if line.amount_minor != 0]
-    session.add_all(postings)
-    await session.flush()
-    return entry, postings
+    now = utc_now()
+    postings = [_posting(entry_id, line, now) for line in lines if line.amount_minor != 0]
+    await repository.insert_postings(session, [_values(posting) for posting in postings])
+    return Posted(entry_id, postings)
 
 
-def _posting(entry: LedgerEntry, line: Line) -> LedgerPosting:
+def _posting(entry_id: int, line: Line, now: datetime) -> LedgerPosting:
     account = line.account
     running = None
     if account.kind == AccountKind.WALLET:
@@ -146,15 +152,26 @@ def _posting(entry: LedgerEntry, line: Line) -> LedgerPosting:
         running = account.balance_minor
     return LedgerPosting(
         transaction_id=ids.random_code(12),
-        entry_id=entry.id,
+        entry_id=entry_id,
         account_id=account.id,
         amount_minor=line.amount_minor,
         trans_type=line.trans_type,
         status=line.status,
         running_balance_minor=running,
         narrative=line.narrative[:255],
-        available_at=utc_now() if line.status == LineStatus.AVAILABLE else None,
+        available_at=now if line.status == LineStatus.AVAILABLE else None,
+        created_at=now,
+        updated_at=now,
     )
+
+
+_POSTING_COLUMNS = tuple(
+    column.key for column in LedgerPosting.__table__.columns if column.key != "id"
+)
+
+
+def _values(posting: LedgerPosting) -> dict[str, Any]:
+    return {column: getattr(posting, column) for column in _POSTING_COLUMNS}
 
 
 def collection_key(invoice_pk: int) -> str:
@@ -164,9 +181,8 @@ def collection_key(invoice_pk: int) -> str:
 async def post_collection(session: AsyncSession, invoice: Invoice) -> LineStatus | None:
     """Credit a COMPLETE invoice to its wallet, net of fees: exactly once per invoice. The
     status of the credit (CLEARING or AVAILABLE), or None if it was credited before."""
-    business = await session.get(Business, invoice.business_id)
-    assert business is not None
-    clearing = business.clearing_delay_s > 0
+    delay_s = await repository.clearing_delay_s(session, invoice.business_id)
+    clearing = delay_s > 0
     status = LineStatus.CLEARING if clearing else LineStatus.AVAILABLE
     wallet = await wallet_account(session, invoice.wallet_id, lock=True)
     mpesa = await platform_account(session, AccountKind.MPESA_CLEARING, invoice.currency)
@@ -189,8 +205,10 @@ async def post_collection(session: AsyncSession, invoice: Invoice) -> LineStatus
     if posted is None:
         return None
     if clearing:
-        at = utc_now() + timedelta(seconds=business.clearing_delay_s)
-        add_job(session, RELEASE_JOB, f"release:{posted[0].id}", at, {"entry_id": posted[0].id})
+        at = utc_now() + timedelta(seconds=delay_s)
+        add_job(
+            session, RELEASE_JOB, f"release:{posted.entry_id}", at, {"entry_id": posted.entry_id}
+        )
     return status
 
 

@@ -4,10 +4,21 @@ another business's ids do not exist."""
 
 from typing import Any
 
-from sqlalchemy import Select, String, case, cast, func, literal, select
+from sqlalchemy import (
+    Insert,
+    Select,
+    String,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pesagate.db import AnySession
+from pesagate.db import AnySession, insert_ignoring
 from pesagate.kit.pagination import Page
 from pesagate.models import (
     AccountKind,
@@ -107,8 +118,40 @@ async def account_by_code(session: AsyncSession, code: str) -> LedgerAccount | N
     return await session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
 
 
-async def entry_exists(session: AsyncSession, key: str) -> bool:
-    return await session.scalar(select(LedgerEntry.id).where(LedgerEntry.key == key)) is not None
+_CLEARING_DELAY = select(Business.clearing_delay_s).where(Business.id == bindparam("business_pk"))
+
+
+async def clearing_delay_s(session: AsyncSession, business_pk: int) -> int:
+    """How long the business's collections stay CLEARING (0: AVAILABLE at once)."""
+    connection = await session.connection()
+    delay = await connection.scalar(_CLEARING_DELAY, {"business_pk": business_pk})
+    assert delay is not None, f"business {business_pk} does not exist"
+    return int(delay)
+
+
+# Entries and postings are written with Core statements built once per backend, never as ORM
+# instances: every collection writes one entry and four postings (issue 17's callback path).
+_NEW_ENTRY: dict[str, Insert] = {}
+_NEW_POSTINGS = insert(LedgerPosting)
+
+
+async def insert_entry(
+    session: AsyncSession, key: str, kind: EntryKind, invoice_pk: int | None, narrative: str
+) -> int | None:
+    """The new entry's id; None if an entry with this key exists (it is left as it is)."""
+    dialect = session.get_bind().dialect.name
+    statement = _NEW_ENTRY.get(dialect)
+    if statement is None:
+        statement = insert_ignoring(session, LedgerEntry).returning(LedgerEntry.id)
+        _NEW_ENTRY[dialect] = statement
+    values = {"key": key, "kind": kind, "invoice_id": invoice_pk, "narrative": narrative}
+    connection = await session.connection()
+    return (await connection.execute(statement, values)).scalar()
+
+
+async def insert_postings(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    connection = await session.connection()
+    await connection.execute(_NEW_POSTINGS, rows)
 
 
 async def lock_entry_accounts(session: AsyncSession, entry_pk: int) -> dict[int, LedgerAccount]:

@@ -63,7 +63,7 @@ async def transfer(
         ],
     )
     assert posted is not None  # a fresh key
-    source_line, destination_line = posted[1]
+    source_line, destination_line = posted.lines
     return Transfer(
         source,
         destination,

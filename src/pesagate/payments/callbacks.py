@@ -33,7 +33,7 @@ import structlog
 from pesagate.db import AnySession, AsyncSession, Database
 from pesagate.kit.clock import utc_now
 from pesagate.kit.money import AmountError, parse_amount
-from pesagate.models import CallbackOutcome, Invoice, InvoiceState, MpesaCallback
+from pesagate.models import CallbackOutcome, Invoice, InvoiceState
 from pesagate.mpesa.protocol import ResultCode, result_description
 from pesagate.payments import repository, state
 from pesagate.payments.state import RECONCILE_JOB
@@ -189,20 +189,22 @@ class _Body:
 
     def row(
         self, invoice_pk: int | None, token: str, outcome: CallbackOutcome, note: str | None
-    ) -> MpesaCallback:
+    ) -> dict[str, Any]:
+        """The `mpesa_callbacks` row that keeps this body."""
         evidence = invoice_pk is not None and outcome != CallbackOutcome.FORBIDDEN_SOURCE
-        return MpesaCallback(
-            invoice_id=invoice_pk,
-            token=token[:64],
-            checkout_request_id=self.parsed.checkout_request_id if self.parsed else None,
-            result_code=self.parsed.result_code if self.parsed else None,
-            body_sha256=self.sha256,
-            raw_body=_storable(self.raw, RAW_BODY_MAX if evidence else REFUSED_PREFIX_CHARS),
-            body_size=len(self.raw),
-            source_ip=self.source_ip,
-            outcome=outcome,
-            note=note,
-        )
+        return {
+            "invoice_id": invoice_pk,
+            "token": token[:64],
+            "checkout_request_id": self.parsed.checkout_request_id if self.parsed else None,
+            "result_code": self.parsed.result_code if self.parsed else None,
+            "body_sha256": self.sha256,
+            "raw_body": _storable(self.raw, RAW_BODY_MAX if evidence else REFUSED_PREFIX_CHARS),
+            "body_size": len(self.raw),
+            "source_ip": self.source_ip,
+            "outcome": outcome,
+            "note": note,
+            "received_at": utc_now(),
+        }
 
 
 async def _receive(
@@ -227,7 +229,7 @@ async def _receive(
         refused = invoice is None or outcome == CallbackOutcome.FORBIDDEN_SOURCE
         if refused and allow_refusal is not None and not await allow_refusal():
             return Received(outcome, stored=False)
-        session.add(body.row(invoice_pk, token, outcome, note))
+        await repository.add_callback(session, body.row(invoice_pk, token, outcome, note))
     return Received(outcome, invoice_id=invoice_id)
 
 
@@ -235,7 +237,8 @@ async def _store_error(db: Database, token: str, body: _Body, error: Exception) 
     async with db.transaction() as session:
         invoice = await repository.lock_invoice(session, callback_token=token)
         note = f"{type(error).__name__}: {error}"[:300]
-        session.add(body.row(invoice.id if invoice else None, token, CallbackOutcome.ERROR, note))
+        row = body.row(invoice.id if invoice else None, token, CallbackOutcome.ERROR, note)
+        await repository.add_callback(session, row)
         if invoice is not None:
             await _query_now(session, invoice.id)
     return Received(CallbackOutcome.ERROR, invoice_id=invoice.invoice_id if invoice else None)

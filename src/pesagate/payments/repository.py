@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, exists, func, insert, select, update
 
 from pesagate.db import AnySession, AsyncReadSession, AsyncSession, insert_ignore
 from pesagate.kit import ids
@@ -222,14 +222,28 @@ async def mark_cleared(session: AsyncSession, invoice_pk: int) -> None:
 # ---------------------------------------------------------------- callbacks
 
 
-async def seen_callback(session: AsyncSession, invoice_pk: int, body_sha: str) -> bool:
-    """Whether this exact body was already received for this invoice."""
-    query = select(
-        exists().where(
-            MpesaCallback.invoice_id == invoice_pk, MpesaCallback.body_sha256 == body_sha
-        )
+# Every callback runs these two: Core statements built once, run on the transaction's
+# connection (no ORM instance, no flush of the session's changes first).
+_SEEN_CALLBACK = select(
+    exists().where(
+        MpesaCallback.invoice_id == bindparam("invoice_pk"),
+        MpesaCallback.body_sha256 == bindparam("body_sha"),
     )
-    return bool(await session.scalar(query))
+)
+_NEW_CALLBACK = insert(MpesaCallback)
+
+
+async def seen_callback(session: AsyncSession, invoice_pk: int, body_sha: str) -> bool:
+    """Whether this exact body was already received (and committed) for this invoice."""
+    connection = await session.connection()
+    seen = await connection.scalar(_SEEN_CALLBACK, {"invoice_pk": invoice_pk, "body_sha": body_sha})
+    return bool(seen)
+
+
+async def add_callback(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Store a received callback (columns of `MpesaCallback`)."""
+    connection = await session.connection()
+    await connection.execute(_NEW_CALLBACK, values)
 
 
 async def holds_success(session: AnySession, invoice_pk: int) -> bool:

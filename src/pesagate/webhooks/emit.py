@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pesagate.kit.clock import utc_now
 from pesagate.kit.jsonutil import dumps
 from pesagate.models import Topic, WebhookEndpoint, WebhookEvent
-from pesagate.webhooks.repository import subscribers
+from pesagate.webhooks.repository import Subscriber, subscribers
 from pesagate.worker.jobs import add_job
 
 DELIVERY_JOB = "deliver_webhook"
@@ -41,7 +41,7 @@ async def emit(
 
 async def add_event(
     session: AsyncSession,
-    endpoint: WebhookEndpoint,
+    endpoint: WebhookEndpoint | Subscriber,
     topic: Topic,
     ordering_key: str,
     resource: Mapping[str, Any],

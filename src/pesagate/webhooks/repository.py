@@ -1,9 +1,9 @@
 """The webhooks tables: endpoints, their events and the attempt log. Every statement on them
 is here; callers pass their session (the transaction is theirs)."""
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate.db import AnySession
@@ -19,18 +19,30 @@ TOPIC_FLAGS = {
 }
 
 
-async def subscribers(
-    session: AsyncSession, business_pk: int, topic: Topic
-) -> list[WebhookEndpoint]:
-    endpoints = await session.scalars(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.business_id == business_pk,
-            WebhookEndpoint.is_active.is_(True),
-            WebhookEndpoint.deleted_at.is_(None),
-            TOPIC_FLAGS[topic].is_(True),
-        )
+class Subscriber(NamedTuple):
+    """What an event needs of its endpoint; read on every state change, so no ORM instance."""
+
+    id: int
+    business_id: int
+    challenge: str
+
+
+_SUBSCRIBERS = {
+    topic: select(WebhookEndpoint.id, WebhookEndpoint.business_id, WebhookEndpoint.challenge).where(
+        WebhookEndpoint.business_id == bindparam("business_pk"),
+        WebhookEndpoint.is_active.is_(True),
+        WebhookEndpoint.deleted_at.is_(None),
+        flag.is_(True),
     )
-    return list(endpoints)
+    for topic, flag in TOPIC_FLAGS.items()
+}
+
+
+async def subscribers(session: AsyncSession, business_pk: int, topic: Topic) -> list[Subscriber]:
+    """The endpoints to tell. A Core statement built once, on the transaction's connection."""
+    connection = await session.connection()
+    rows = await connection.execute(_SUBSCRIBERS[topic], {"business_pk": business_pk})
+    return [Subscriber(*row) for row in rows]
 
 
 def _live_endpoints_of(business_pk: int) -> Select[WebhookEndpoint]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate.db import Database
@@ -70,8 +70,22 @@ async def wake(session: AsyncSession, key: str) -> None:
     )
 
 
+_CANCEL = delete(Job).where(Job.key == bindparam("key"))
+
+
 async def cancel(session: AsyncSession, key: str) -> None:
-    await session.execute(delete(Job).where(Job.key == key))
+    """Delete the job with this key. A Core statement on the transaction's connection: every
+    state change of an invoice runs it. A Job of this key that the session holds (added or
+    read in this transaction) leaves the session with it, so no flush writes it back."""
+    held = [job for job in (*session.new, *session.identity_map.values()) if _is_job(job, key)]
+    for job in held:
+        session.expunge(job)
+    connection = await session.connection()
+    await connection.execute(_CANCEL, {"key": key})
+
+
+def _is_job(instance: object, key: str) -> bool:
+    return isinstance(instance, Job) and instance.key == key
 
 
 async def next_run(session: AsyncSession, key: str) -> datetime | None:
