@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pesagate.db import insert_ignore, remember_after_commit, remembered
 from pesagate.kit import ids
@@ -25,6 +26,7 @@ from pesagate.models import (
 from pesagate.worker.jobs import add_job
 
 RELEASE_JOB = "release_clearing"
+WALLET = AccountKind.WALLET
 
 
 class LedgerError(Exception):
@@ -32,8 +34,16 @@ class LedgerError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class AccountRef:
+    """An account named by id and kind alone: enough to post to it (see `post_entry`)."""
+
+    id: int
+    kind: AccountKind
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
-    account: LedgerAccount
+    account: LedgerAccount | AccountRef
     amount_minor: int
     trans_type: TransType
     status: LineStatus
@@ -128,28 +138,54 @@ async def post_entry(
     """Write one balanced entry; None if an entry with this key exists (exactly once: the
     key is unique, and a second writer of it inserts nothing).
 
-    Wallet accounts must already be locked by the caller (`wallet_account(lock=True)`), so
-    that their running balances are computed one posting at a time.
+    Wallet balances change by one `UPDATE … SET balance = balance + delta … RETURNING`
+    per account, which also locks the row; running balances are counted back from what it
+    returns. A wallet account passed as a session instance gets the new balances as its
+    committed state (its holder renders them), never as a change to flush.
     """
     if sum(line.amount_minor for line in lines) != 0:
         raise LedgerError(f"entry {key} does not balance")
     entry_id = await repository.insert_entry(session, key, kind, invoice_pk, narrative[:255])
     if entry_id is None:
         return None
+    balances = await _add_to_wallets(session, lines)
     now = utc_now()
-    postings = [_posting(entry_id, line, now) for line in lines if line.amount_minor != 0]
+    postings = [_posting(entry_id, line, balances, now) for line in lines if line.amount_minor != 0]
     await repository.insert_postings(session, [_values(posting) for posting in postings])
     return Posted(entry_id, postings)
 
 
-def _posting(entry_id: int, line: Line, now: datetime) -> LedgerPosting:
+async def _add_to_wallets(session: AsyncSession, lines: list[Line]) -> dict[int, list[int]]:
+    """Add the lines to their wallet accounts' balances, in account id order (two entries
+    never wait for each other's rows in opposite orders). Per account, [balance, available]
+    as they were before this entry."""
+    changes: dict[int, tuple[LedgerAccount | AccountRef, list[int]]] = {}
+    for line in lines:
+        if line.account.kind == AccountKind.WALLET:
+            _, delta = changes.setdefault(line.account.id, (line.account, [0, 0]))
+            delta[0] += line.amount_minor
+            delta[1] += line.amount_minor if line.status == LineStatus.AVAILABLE else 0
+    before: dict[int, list[int]] = {}
+    for account_id in sorted(changes):
+        account, (balance_delta, available_delta) = changes[account_id]
+        balance, available = await repository.add_to_balance(
+            session, account_id, balance_delta, available_delta
+        )
+        if isinstance(account, LedgerAccount):
+            set_committed_value(account, "balance_minor", balance)
+            set_committed_value(account, "available_minor", available)
+        before[account_id] = [balance - balance_delta, available - available_delta]
+    return before
+
+
+def _posting(
+    entry_id: int, line: Line, balances: dict[int, list[int]], now: datetime
+) -> LedgerPosting:
     account = line.account
     running = None
     if account.kind == AccountKind.WALLET:
-        account.balance_minor += line.amount_minor
-        if line.status == LineStatus.AVAILABLE:
-            account.available_minor += line.amount_minor
-        running = account.balance_minor
+        balances[account.id][0] += line.amount_minor
+        running = balances[account.id][0]
     return LedgerPosting(
         transaction_id=ids.random_code(12),
         entry_id=entry_id,
@@ -184,7 +220,7 @@ async def post_collection(session: AsyncSession, invoice: Invoice) -> LineStatus
     delay_s = await repository.clearing_delay_s(session, invoice.business_id)
     clearing = delay_s > 0
     status = LineStatus.CLEARING if clearing else LineStatus.AVAILABLE
-    wallet = await wallet_account(session, invoice.wallet_id, lock=True)
+    wallet = AccountRef(await repository.wallet_account_id(session, invoice.wallet_id), WALLET)
     mpesa = await platform_account(session, AccountKind.MPESA_CLEARING, invoice.currency)
     fees = await platform_account(session, AccountKind.FEE_INCOME, invoice.currency)
     reference = invoice.mpesa_reference or invoice.invoice_id

@@ -15,10 +15,12 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate.db import AnySession, insert_ignoring
+from pesagate.kit.clock import utc_now
 from pesagate.kit.pagination import Page
 from pesagate.models import (
     AccountKind,
@@ -112,6 +114,45 @@ async def wallet_account(
     if lock:
         statement = statement.with_for_update()
     return await session.scalar(statement.execution_options(populate_existing=True))
+
+
+_WALLET_ACCOUNT_ID = select(LedgerAccount.id).where(
+    LedgerAccount.wallet_id == bindparam("wallet_pk")
+)
+
+
+async def wallet_account_id(session: AsyncSession, wallet_pk: int) -> int:
+    connection = await session.connection()
+    account_id = await connection.scalar(_WALLET_ACCOUNT_ID, {"wallet_pk": wallet_pk})
+    assert account_id is not None, f"wallet {wallet_pk} has no ledger account"
+    return int(account_id)
+
+
+_ADD_TO_BALANCE = (
+    update(LedgerAccount)
+    .where(LedgerAccount.id == bindparam("account_id"))
+    .values(
+        balance_minor=LedgerAccount.balance_minor + bindparam("balance_delta"),
+        available_minor=LedgerAccount.available_minor + bindparam("available_delta"),
+        updated_at=bindparam("now"),
+    )
+    .returning(LedgerAccount.balance_minor, LedgerAccount.available_minor)
+)
+
+
+async def add_to_balance(
+    session: AsyncSession, account_id: int, balance_delta: int, available_delta: int
+) -> tuple[int, int]:
+    """Add to an account's balances (locking its row); its balance and available after."""
+    connection = await session.connection()
+    params = {
+        "account_id": account_id,
+        "balance_delta": balance_delta,
+        "available_delta": available_delta,
+        "now": utc_now(),
+    }
+    row = (await connection.execute(_ADD_TO_BALANCE, params)).one()
+    return int(row[0]), int(row[1])
 
 
 async def account_by_code(session: AsyncSession, code: str) -> LedgerAccount | None:
