@@ -242,7 +242,7 @@ async def post_collection(session: AsyncSession, invoice: Invoice) -> LineStatus
         return None
     if clearing:
         at = utc_now() + timedelta(seconds=delay_s)
-        add_job(
+        await add_job(
             session, RELEASE_JOB, f"release:{posted.entry_id}", at, {"entry_id": posted.entry_id}
         )
     return status

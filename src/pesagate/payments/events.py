@@ -3,17 +3,19 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate.models import Invoice, Topic
-from pesagate.payments.views import invoice_json
+from pesagate.payments.views import InvoiceView, invoice_json
 from pesagate.webhooks.emit import emit
 
 
-async def collection_event(session: AsyncSession, invoice: Invoice) -> None:
+async def collection_event(
+    session: AsyncSession, business_pk: int, invoice_pk: int, invoice: Invoice | InvoiceView
+) -> None:
     """An invoice was created or changed state: tell every subscribed endpoint."""
     await emit(
         session,
-        invoice.business_id,
+        business_pk,
         Topic.COLLECTION,
-        collection_key(invoice.id),
+        collection_key(invoice_pk),
         lambda: invoice_json(invoice),
     )
 

@@ -6,13 +6,23 @@ Functions take the session of the unit of work they are part of: a read session
 changes rows. They never commit.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
-from pesagate.db import AnySession, AsyncReadSession, AsyncSession, insert_ignore
+from pesagate.db import AnySession, AsyncReadSession, AsyncSession, insert_ignoring
 from pesagate.kit import ids
 from pesagate.kit.clock import utc_now
 from pesagate.models import (
@@ -32,11 +42,24 @@ from pesagate.payments.views import CustomerView, InvoiceView, WalletRef
 # ---------------------------------------------------------------- invoices
 
 
+# Built once per set of columns named (the callback and push paths lock on every request).
+_LOCKS: dict[tuple[str, ...], Select[Invoice]] = {}
+
+
 async def lock_invoice(session: AsyncSession, **where: object) -> Invoice | None:
     """The invoice row, locked until the transaction ends (`FOR UPDATE`; on SQLite the write
     lock of `Database.transaction` serialises instead)."""
-    statement = select(Invoice).filter_by(**where).with_for_update(of=Invoice)
-    return await session.scalar(statement.execution_options(populate_existing=True))
+    columns = tuple(sorted(where))
+    statement = _LOCKS.get(columns)
+    if statement is None:
+        conditions = [getattr(Invoice, column) == bindparam(column) for column in columns]
+        statement = _LOCKS[columns] = (
+            select(Invoice)
+            .where(*conditions)
+            .with_for_update(of=Invoice)
+            .execution_options(populate_existing=True)
+        )
+    return await session.scalar(statement, where)
 
 
 async def invoice_by_pk(session: AnySession, invoice_pk: int) -> Invoice | None:
@@ -172,35 +195,56 @@ async def invoice_view(
 # ---------------------------------------------------------------- customers
 
 
+_NEW_CUSTOMERS: dict[str, Any] = {}  # INSERT … ON CONFLICT DO NOTHING, per backend
+_CUSTOMER_BY_PHONE = select(
+    _CUSTOMERS.c.id, *(_CUSTOMERS.c[name] for name in _CUSTOMER_COLUMNS)
+).where(
+    _CUSTOMERS.c.business_id == bindparam("business_pk"),
+    _CUSTOMERS.c.phone_number == bindparam("phone_number"),
+)
+_NEW_INVOICE = insert(Invoice).returning(Invoice.id)
+
+
 async def upsert_customer(
     session: AsyncSession, business_pk: int, phone_number: str, details: dict[str, str | None]
-) -> Customer:
+) -> tuple[int, CustomerView]:
     """One customer per business and phone (concurrent first payments make one row); newer
-    details fill in or replace older ones."""
+    details fill in or replace older ones. Its id and what is rendered of it, read and
+    written with Core statements (every push runs this)."""
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    if dialect not in _NEW_CUSTOMERS:
+        _NEW_CUSTOMERS[dialect] = insert_ignoring(session, Customer)
     now = utc_now()
-    await insert_ignore(
-        session,
-        Customer,
-        {
-            "customer_id": ids.customer_id(),
-            "business_id": business_pk,
-            "phone_number": phone_number,
-            "created_at": now,
-            "updated_at": now,
-            "country": "KE",
-            "provider": "M-PESA",
-        },
-    )
-    customer = await session.scalar(
-        select(Customer).where(
-            Customer.business_id == business_pk, Customer.phone_number == phone_number
-        )
-    )
-    assert customer is not None
-    for field, value in details.items():
-        if value and getattr(customer, field) != value:
-            setattr(customer, field, value)
-    return customer
+    row = {
+        "customer_id": ids.customer_id(),
+        "business_id": business_pk,
+        "phone_number": phone_number,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await connection.execute(_NEW_CUSTOMERS[dialect], row)
+    where = {"business_pk": business_pk, "phone_number": phone_number}
+    customer_pk, *rendered = (await connection.execute(_CUSTOMER_BY_PHONE, where)).one()
+    customer = CustomerView(*rendered)
+    newer: dict[str, Any] = {
+        field: value
+        for field, value in details.items()
+        if value and getattr(customer, field) != value
+    }
+    if newer:
+        newer["updated_at"] = now
+        await connection.execute(update(Customer).where(Customer.id == customer_pk).values(newer))
+        customer = replace(customer, **newer)
+    return customer_pk, customer
+
+
+async def insert_invoice(session: AsyncSession, values: dict[str, Any]) -> int:
+    """A new invoice (columns of `Invoice`; unset ones take their defaults); its id."""
+    connection = await session.connection()
+    invoice_pk = await connection.scalar(_NEW_INVOICE, values)
+    assert invoice_pk is not None
+    return int(invoice_pk)
 
 
 # ---------------------------------------------------------------- the paying business

@@ -7,6 +7,7 @@ Daraja outside any transaction; (3) commit what Daraja answered. A crash after (
 PENDING invoice that reconciliation resolves; nothing is ever pushed twice.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +29,7 @@ from pesagate.merchants import service as merchants
 from pesagate.merchants.auth import Principal
 from pesagate.merchants.fees import Quote, effective_tariff, quote
 from pesagate.merchants.ratelimit import PromptLimiter
-from pesagate.models import Environment, Invoice, Tariff
+from pesagate.models import Environment, Invoice, InvoiceState, Tariff
 from pesagate.mpesa.client import (
     DarajaClient,
     PushAccepted,
@@ -47,7 +48,7 @@ from pesagate.payments.schemas import (
     StkPushRequest,
 )
 from pesagate.payments.sessions import InvoiceOrigin
-from pesagate.payments.views import InvoiceView
+from pesagate.payments.views import InvoiceView, WalletRef
 from pesagate.worker.jobs import add_job
 
 log = structlog.get_logger("pesagate.payments")
@@ -85,77 +86,103 @@ async def collect(
     return await record_push_result(db, invoice.id, result)
 
 
+@dataclass(frozen=True, slots=True)
+class NewInvoice:
+    """Phase 1's invoice: its id, what phase 2 sends to Daraja, and what it is rendered as."""
+
+    id: int
+    callback_token: str
+    view: InvoiceView
+
+
 async def create_invoice(
     session: AsyncSession,
     settings: Settings,
     context: PaymentContext,
     request: StkPushRequest,
     origin: InvoiceOrigin | None = None,
-) -> Invoice:
+) -> NewInvoice:
     """Phase 1: the invoice, its customer and its reconciliation job, in one transaction.
-    `origin`: the checkout session (and payment link) it is pushed inside."""
+    `origin`: the checkout session (and payment link) it is pushed inside. Written with Core
+    statements: no ORM instance is built on the push path."""
     business = context.business
     wallet = context.wallet_to_credit(request.wallet_id)
-    customer = await repository.upsert_customer(
+    customer_pk, customer = await repository.upsert_customer(
         session,
         business.id,
         request.phone_number,
         {"email": request.email, "first_name": request.first_name, "last_name": request.last_name},
     )
     priced = quote(request.amount, effective_tariff(request.mobile_tarrif, business), business)
-    invoice = Invoice(
-        invoice_id=ids.invoice_id(),
-        session_id=ids.session_id(),
-        business_id=business.id,
-        customer_id=customer.id,
-        wallet_id=wallet.id,
-        environment=Environment(settings.env),
-        amount_minor=priced.amount_minor,
-        value_minor=priced.value_minor,
-        charges_minor=priced.charges_minor,
-        net_amount_minor=priced.net_minor,
-        mobile_tarrif=priced.tariff,
-        account=request.phone_number,
-        api_ref=request.api_ref or API_REF_DEFAULT,
-        callback_token=ids.callback_token(),
-        host=settings.public_url,
-        checkout_session_id=origin.checkout_pk if origin else None,
-        payment_link_id=origin.payment_link_pk if origin else None,
+    now = utc_now()
+    # Every rendered column is given here, so the row and its rendering cannot disagree.
+    rendered: dict[str, Any] = {
+        "invoice_id": ids.invoice_id(),
+        "session_id": ids.session_id(),
+        "state": InvoiceState.PENDING,
+        "provider": "M-PESA",
+        "value_minor": priced.value_minor,
+        "charges_minor": priced.charges_minor,
+        "net_amount_minor": priced.net_minor,
+        "refunded_minor": 0,
+        "currency": "KES",
+        "account": request.phone_number,
+        "api_ref": request.api_ref or API_REF_DEFAULT,
+        "mobile_tarrif": priced.tariff,
+        "clearing_status": None,
+        "mpesa_reference": None,
+        "host": settings.public_url,
+        "retry_count": 0,
+        "failed_reason": None,
+        "failed_code": None,
+        "created_at": now,
+        "updated_at": now,
+        "checkout_session_id": origin.checkout_pk if origin else None,
+        "payment_link_id": origin.payment_link_pk if origin else None,
+    }
+    token = ids.callback_token()
+    invoice_pk = await repository.insert_invoice(
+        session,
+        rendered
+        | {
+            "business_id": business.id,
+            "customer_id": customer_pk,
+            "wallet_id": wallet.id,
+            "environment": Environment(settings.env),
+            "amount_minor": priced.amount_minor,
+            "callback_token": token,
+        },
     )
-    session.add(invoice)
-    await session.flush()
-    # The wallet was read before this transaction: merged without a query, for rendering.
-    invoice.customer, invoice.wallet = customer, await session.merge(wallet, load=False)
-    await collection_event(session, invoice)
-    first_query_at = utc_now() + timedelta(
-        seconds=settings.stk_prompt_ttl_s + settings.reconcile_grace_s
-    )
-    add_job(
+    view = InvoiceView(customer, WalletRef(wallet.wallet_id), **rendered)
+    await collection_event(session, business.id, invoice_pk, view)
+    first_query_at = now + timedelta(seconds=settings.stk_prompt_ttl_s + settings.reconcile_grace_s)
+    await add_job(
         session,
         RECONCILE_JOB,
-        state.reconcile_job_key(invoice.id),
+        state.reconcile_job_key(invoice_pk),
         first_query_at,
-        {"invoice_pk": invoice.id},
+        {"invoice_pk": invoice_pk},
     )
-    return invoice
+    return NewInvoice(invoice_pk, token, view)
 
 
 async def send_push(
-    daraja: DarajaClient, settings: Settings, invoice: Invoice, short_name: str
+    daraja: DarajaClient, settings: Settings, invoice: NewInvoice, short_name: str
 ) -> PushResult:
     """Phase 2: ask Daraja to prompt the customer. Never inside a transaction."""
+    view = invoice.view
     result = await daraja.stk_push(
-        phone_number=invoice.account,
-        amount=invoice.value_minor // 100,
-        account_reference=invoice.invoice_id,
+        phone_number=view.account,
+        amount=view.value_minor // 100,
+        account_reference=view.invoice_id,
         transaction_desc=short_name,
         callback_url=f"{settings.public_url.rstrip('/')}/callbacks/stk/{invoice.callback_token}",
     )
     metrics.DARAJA_CALLS.labels("stk_push", type(result).__name__).inc()
     log.info(
         "stk push sent",
-        invoice_id=invoice.invoice_id,
-        phone=mask_msisdn(invoice.account),
+        invoice_id=view.invoice_id,
+        phone=mask_msisdn(view.account),
         outcome=type(result).__name__,
     )
     return result

@@ -78,5 +78,5 @@ async def fail(session: AsyncSession, invoice: Invoice, code: str, reason: str) 
 async def _changed(session: AsyncSession, invoice: Invoice) -> None:
     """Every state change is announced, in its own transaction (the webhook outbox)."""
     invoice.updated_at = utc_now()
-    await collection_event(session, invoice)
+    await collection_event(session, invoice.business_id, invoice.id, invoice)
     metrics.INVOICE_TRANSITIONS.labels(invoice.state).inc()

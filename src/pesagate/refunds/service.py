@@ -110,7 +110,7 @@ async def open_refund(session: AsyncSession, invoice: Invoice, request: RefundCr
         session, invoice.wallet_id, state.refund_key(refund.id), refund.wallet_debit_minor
     )
     key = state.refund_key(refund.id)
-    add_job(session, state.REFUND_JOB, key, utc_now(), {"refund_pk": refund.id})
+    await add_job(session, state.REFUND_JOB, key, utc_now(), {"refund_pk": refund.id})
     await reversal_event(session, refund, invoice)
     return refund
 

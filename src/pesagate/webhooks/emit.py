@@ -57,7 +57,7 @@ async def add_event(
     )
     session.add(event)
     await session.flush()
-    add_job(
+    await add_job(
         session,
         DELIVERY_JOB,
         delivery_job_key(event.id),

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate.db import Database
@@ -31,14 +31,17 @@ async def schedule(
     A dead job with this key is revived: the work was asked for again."""
     existing = await session.scalar(select(Job).where(Job.key == key))
     if existing is None:
-        add_job(session, kind, key, run_at, payload, lane)
+        await add_job(session, kind, key, run_at, payload, lane)
     elif existing.dead_at is not None:
         revive(existing, run_at)
     elif existing.locked_by is None and run_at < existing.run_at:
         existing.run_at = run_at
 
 
-def add_job(
+_NEW_JOB = insert(Job)
+
+
+async def add_job(
     session: AsyncSession,
     kind: str,
     key: str,
@@ -47,9 +50,17 @@ def add_job(
     lane: str | None = None,
 ) -> None:
     """Add a job whose key cannot exist yet (it names a row created in this transaction):
-    no lookup first. The unique key still refuses a duplicate."""
-    body = orjson.dumps(payload).decode()
-    session.add(Job(kind=kind, key=key, run_at=run_at, payload=body, lane=lane))
+    no lookup first. The unique key still refuses a duplicate. A Core statement on the
+    transaction's connection, written at once: every push adds one."""
+    values = {
+        "kind": kind,
+        "key": key,
+        "run_at": run_at,
+        "payload": orjson.dumps(payload).decode(),
+        "lane": lane,
+    }
+    connection = await session.connection()
+    await connection.execute(_NEW_JOB, values)
 
 
 def revive(job: Job, run_at: datetime) -> None:
