@@ -446,6 +446,11 @@ def main() -> None:
     parser.add_argument(
         "--peer-only", action="store_true", help="Only pesagate side by side with the peer."
     )
+    parser.add_argument(
+        "--configs",
+        help="Only these runs, e.g. postgresql:1,postgresql:2 (docs/SCALING.md); no scale "
+        "runs, no peer. Results: bench/results/configs.json.",
+    )
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     configs = (
@@ -453,6 +458,18 @@ def main() -> None:
         if args.quick
         else [("sqlite", 1), ("sqlite", cores), ("postgresql", 1), ("postgresql", cores)]
     )
+    if args.configs:
+        only = [(db, int(n)) for db, _, n in (c.partition(":") for c in args.configs.split(","))]
+        with tempfile.TemporaryDirectory(prefix="pesagate-bench-") as tmp:
+            bench = Bench(args.quick, Path(tmp))
+            with bench.simulator(), bench.receiver():
+                runs = [bench.run_config(db, processes) for db, processes in only]
+        results = {"commit": commit(), "machine": machine(), "quick": args.quick, "runs": runs}
+        out = HERE / "results" / "configs.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(runs, indent=2))
+        return
     with tempfile.TemporaryDirectory(prefix="pesagate-bench-") as tmp:
         bench = Bench(args.quick, Path(tmp))
         with bench.simulator(), bench.receiver():
