@@ -206,12 +206,25 @@ async def insert_ignore(session: _Session, model: Any, values: dict[str, Any]) -
     await session.execute(insert_ignoring(session, model).values(**values))
 
 
-def insert_ignoring(session: _Session, model: Any) -> Any:
-    """An INSERT … ON CONFLICT DO NOTHING statement for the session's backend."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+_INSERTS_IGNORING: dict[tuple[str, Any, str | None], Any] = {}
 
-        return pg_insert(model).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(model).on_conflict_do_nothing()
+def insert_ignoring(session: _Session, model: Any, returning: str | None = None) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for the session's backend (RETURNING the named column,
+    which comes back only for a row inserted); built once per backend and model."""
+    dialect = session.get_bind().dialect.name
+    key = (dialect, model, returning)
+    statement = _INSERTS_IGNORING.get(key)
+    if statement is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            statement = pg_insert(model).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            statement = sqlite_insert(model).on_conflict_do_nothing()
+        if returning is not None:
+            statement = statement.returning(getattr(model, returning))
+        _INSERTS_IGNORING[key] = statement
+    return statement

@@ -5,7 +5,6 @@ another business's ids do not exist."""
 from typing import Any
 
 from sqlalchemy import (
-    Insert,
     Select,
     String,
     bindparam,
@@ -170,9 +169,8 @@ async def clearing_delay_s(session: AsyncSession, business_pk: int) -> int:
     return int(delay)
 
 
-# Entries and postings are written with Core statements built once per backend, never as ORM
-# instances: every collection writes one entry and four postings (issue 17's callback path).
-_NEW_ENTRY: dict[str, Insert] = {}
+# Entries and postings are written with prebuilt Core statements, never as ORM instances:
+# every collection writes one entry and four postings (issue 17's callback path).
 _NEW_POSTINGS = insert(LedgerPosting)
 
 
@@ -180,11 +178,7 @@ async def insert_entry(
     session: AsyncSession, key: str, kind: EntryKind, invoice_pk: int | None, narrative: str
 ) -> int | None:
     """The new entry's id; None if an entry with this key exists (it is left as it is)."""
-    dialect = session.get_bind().dialect.name
-    statement = _NEW_ENTRY.get(dialect)
-    if statement is None:
-        statement = insert_ignoring(session, LedgerEntry).returning(LedgerEntry.id)
-        _NEW_ENTRY[dialect] = statement
+    statement = insert_ignoring(session, LedgerEntry, returning="id")
     values = {"key": key, "kind": kind, "invoice_id": invoice_pk, "narrative": narrative}
     connection = await session.connection()
     return (await connection.execute(statement, values)).scalar()

@@ -195,7 +195,6 @@ async def invoice_view(
 # ---------------------------------------------------------------- customers
 
 
-_NEW_CUSTOMERS: dict[str, Any] = {}  # INSERT … ON CONFLICT DO NOTHING, per backend
 _CUSTOMER_BY_PHONE = select(
     _CUSTOMERS.c.id, *(_CUSTOMERS.c[name] for name in _CUSTOMER_COLUMNS)
 ).where(
@@ -212,9 +211,6 @@ async def upsert_customer(
     details fill in or replace older ones. Its id and what is rendered of it, read and
     written with Core statements (every push runs this)."""
     connection = await session.connection()
-    dialect = connection.dialect.name
-    if dialect not in _NEW_CUSTOMERS:
-        _NEW_CUSTOMERS[dialect] = insert_ignoring(session, Customer)
     now = utc_now()
     row = {
         "customer_id": ids.customer_id(),
@@ -223,7 +219,7 @@ async def upsert_customer(
         "created_at": now,
         "updated_at": now,
     }
-    await connection.execute(_NEW_CUSTOMERS[dialect], row)
+    await connection.execute(insert_ignoring(session, Customer), row)
     where = {"business_pk": business_pk, "phone_number": phone_number}
     customer_pk, *rendered = (await connection.execute(_CUSTOMER_BY_PHONE, where)).one()
     customer = CustomerView(*rendered)
