@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pesagate.db import AnySession, AsyncReadSession, AsyncSession, insert_ignoring
 from pesagate.kit import ids
@@ -179,10 +180,10 @@ _INVOICE_VIEW = (
 
 
 async def invoice_view(
-    session: AsyncReadSession, business_pk: int, invoice_id: str
+    connection: AsyncConnection, business_pk: int, invoice_id: str
 ) -> InvoiceView | None:
     """A business's invoice, with its customer and wallet id, as a read-only view."""
-    result = await session.execute(
+    result = await connection.execute(
         _INVOICE_VIEW, {"invoice_id": invoice_id, "business_pk": business_pk}
     )
     row: Any = result.first()  # a Row: sliced by position, as selected
