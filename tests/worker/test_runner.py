@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import event, select, update
 
-from pesagate.db import Database
+from pesagate.db import Database, ping
 from pesagate.kit.clock import utc_now
 from pesagate.models import Job
 from pesagate.worker import runner as runner_module
@@ -264,6 +264,9 @@ async def test_concurrent_workers_never_claim_the_same_job(db_url):
         for i in range(workers)
     ]
     claimed: dict[str, list[int]] = {runner.name: [] for runner in runners}
+    # Connected before the race: otherwise the first worker to connect could claim all 200
+    # jobs while the others still open their first connection (seen once in CI).
+    await asyncio.gather(*(ping(database.engine) for database in databases))
 
     async def claim_until_empty(runner: Worker) -> None:
         while batch := await runner.claim():
