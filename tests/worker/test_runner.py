@@ -293,7 +293,9 @@ async def test_concurrent_workers_never_claim_the_same_job(db_url):
 async def test_a_crashed_workers_job_is_taken_over_after_its_lease(db_url):
     db_a, db_b = Database(db_url), Database(db_url)
     handler = Recorder()
-    crashed = Worker(db_a, {KIND: handler}, name="A", lease_s=0.3)
+    # Long enough that a loaded machine does not end it between the two claims below (0.3 s
+    # did, once, in a fresh-clone CI run); the rescue waits for it on the rows.
+    crashed = Worker(db_a, {KIND: handler}, name="A", lease_s=1.5)
     rescuer = Worker(db_b, {KIND: handler}, name="B", lease_s=60)
     try:
         await add(db_a, "orphan", utc_now())
@@ -543,7 +545,9 @@ async def test_a_job_that_ends_while_its_lease_is_being_renewed_is_finished(db):
     """The handler returns while a renewal is writing its new lease: the renewal is cancelled
     mid-commit, and the job is still finished (not left behind to run a second time)."""
     gate = Gate()
-    runner = worker(db, {KIND: gate}, lease_s=0.9)
+    # The first renewal comes a third into the lease; the finish must follow it well inside
+    # the lease (0.9 s ran out once on a loaded machine, leaving the job behind).
+    runner = worker(db, {KIND: gate}, lease_s=3.0)
 
     def open_on_renewal(_conn: Any, clause: Any, *_: Any) -> None:
         if getattr(clause, "is_update", False) and gate.inside:
