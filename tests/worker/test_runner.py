@@ -226,11 +226,11 @@ async def test_schedule_keeps_one_row_per_key_and_only_moves_it_earlier(db):
 
 async def test_cancel_takes_a_job_the_same_transaction_added_or_moved(db):
     """`cancel` deletes with a statement of its own, not through the session: a job this
-    transaction added (not yet written) or read and moved must not be written back."""
+    transaction added, or read and moved, must not be written back."""
     now = utc_now()
     await add(db, "read", now + timedelta(seconds=60))
     async with db.transaction() as session:
-        await schedule(session, KIND, "added", now, {})  # pending, not flushed
+        await schedule(session, KIND, "added", now, {})  # inserted in this transaction
         await schedule(session, KIND, "read", now, {})  # read, then moved earlier
         await cancel(session, "added")
         await cancel(session, "read")

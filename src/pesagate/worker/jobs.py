@@ -86,9 +86,10 @@ _CANCEL = delete(Job).where(Job.key == bindparam("key"))
 
 async def cancel(session: AsyncSession, key: str) -> None:
     """Delete the job with this key. A Core statement on the transaction's connection: every
-    state change of an invoice runs it. A Job of this key that the session holds (added or
-    read in this transaction) leaves the session with it, so no flush writes it back."""
-    held = [job for job in (*session.new, *session.identity_map.values()) if _is_job(job, key)]
+    state change of an invoice runs it. A Job of this key that the session read in this
+    transaction (`schedule` does) leaves the session with it, so no flush writes it back.
+    Jobs are never added through the session (`add_job` inserts at once)."""
+    held = [job for job in session.identity_map.values() if _is_job(job, key)]
     for job in held:
         session.expunge(job)
     connection = await session.connection()
