@@ -13,9 +13,9 @@ from sqlalchemy import event, select, update
 from pesagate.db import Database, ping
 from pesagate.kit.clock import utc_now
 from pesagate.models import Job
-from pesagate.worker import runner as runner_module
 from pesagate.worker.jobs import cancel, schedule
 from pesagate.worker.runner import ClaimedJob, Handler, RunAgainAt, Worker, failure_backoff_s
+from tests.fixtures.clock import AheadClock
 
 KIND = "record"
 
@@ -126,13 +126,12 @@ async def test_the_run_loop_picks_up_jobs_scheduled_while_it_runs(db):
     assert sorted(call.key for call in handler.calls) == ["one", "two"]
 
 
-async def test_run_again_at_keeps_the_row_unlocked_until_then_and_runs_it_again(db, monkeypatch):
+async def test_run_again_at_keeps_the_row_unlocked_until_then_and_runs_it_again(db):
     now = utc_now()
-    monkeypatch.setattr(runner_module, "utc_now", lambda: now)  # the worker's clock, by hand
     again_at = now + timedelta(seconds=30)
     handler = Recorder(RunAgainAt(again_at), None)
     await add(db, "poll", now)
-    runner = worker(db, {KIND: handler})
+    runner = worker(db, {KIND: handler}, clock=lambda: now)  # the worker's clock, by hand
 
     assert await runner.run_once() == 1
     row = await job(db, "poll")
@@ -268,13 +267,21 @@ async def test_concurrent_workers_never_claim_the_same_job(db_url):
     # jobs while the others still open their first connection (seen once in CI).
     await asyncio.gather(*(ping(database.engine) for database in databases))
 
+    def claimed_so_far() -> int:
+        return sum(len(ids) for ids in claimed.values())
+
     async def claim_until_empty(runner: Worker) -> None:
-        while batch := await runner.claim():
-            claimed[runner.name].extend(job.id for job in batch)
+        # A worker whose claim found every oldest due job locked by another's claim in flight
+        # gets nothing (SKIP LOCKED) and tries again, as the worker loop would after its poll:
+        # stopping at the first empty claim left the race to whoever claimed first.
+        while claimed_so_far() < total:
+            claimed[runner.name].extend(job.id for job in await runner.claim())
             await asyncio.sleep(0)
 
     try:
-        await asyncio.gather(*(claim_until_empty(runner) for runner in runners))
+        await asyncio.wait_for(
+            asyncio.gather(*(claim_until_empty(runner) for runner in runners)), 60
+        )
         all_ids = [job_id for ids in claimed.values() for job_id in ids]
         assert len(all_ids) == len(set(all_ids)), "a job was claimed twice"
         assert set(all_ids) == expected_ids
@@ -293,10 +300,10 @@ async def test_concurrent_workers_never_claim_the_same_job(db_url):
 async def test_a_crashed_workers_job_is_taken_over_after_its_lease(db_url):
     db_a, db_b = Database(db_url), Database(db_url)
     handler = Recorder()
-    # Long enough that a loaded machine does not end it between the two claims below (0.3 s
-    # did, once, in a fresh-clone CI run); the rescue waits for it on the rows.
-    crashed = Worker(db_a, {KIND: handler}, name="A", lease_s=1.5)
-    rescuer = Worker(db_b, {KIND: handler}, name="B", lease_s=60)
+    # The clock is moved past A's lease instead of the test waiting for it to run out.
+    clock = AheadClock()
+    crashed = Worker(db_a, {KIND: handler}, name="A", lease_s=60, clock=clock)
+    rescuer = Worker(db_b, {KIND: handler}, name="B", lease_s=60, clock=clock)
     try:
         await add(db_a, "orphan", utc_now())
         [held] = await crashed.claim()
@@ -305,8 +312,8 @@ async def test_a_crashed_workers_job_is_taken_over_after_its_lease(db_url):
         assert row is not None
         assert (row.locked_by, row.run_at, row.attempts) == ("A", held.lease_until, 1)
 
-        [taken] = await eventually(rescuer.claim, what="A's lease to run out")
-        assert utc_now() >= held.lease_until
+        clock.advance_past(held.lease_until)
+        [taken] = await rescuer.claim()
         assert (taken.id, taken.attempts, taken.failures) == (held.id, 2, 1)  # A's lease ran out
 
         # A wakes up late: it does not start a job whose lease ran out, and its attempts to
@@ -516,22 +523,26 @@ async def test_a_job_past_its_deadline_is_cancelled_and_counts_as_a_failure(db):
 
 
 async def test_a_long_job_keeps_its_lease_and_never_runs_in_two_workers(db_url):
+    """A renews its lease while the job runs; B, whose clock is moved past each lease A held,
+    still cannot take the job, because the row holds the lease A renewed."""
     db_a, db_b = Database(db_url), Database(db_url)
     gate = Gate()
-    runner_a = Worker(db_a, {KIND: gate}, name="A", lease_s=1.5, poll_s=0.05)
-    runner_b = Worker(db_b, {KIND: gate}, name="B", lease_s=60)
+    runner_a = Worker(db_a, {KIND: gate}, name="A", lease_s=60, renew_every_s=0.05)
+    later = AheadClock()
+    runner_b = Worker(db_b, {KIND: gate}, name="B", lease_s=60, clock=later)
     try:
         await add(db_a, "long", utc_now())
         [held] = await runner_a.claim()
         running = asyncio.create_task(runner_a._run(held))
         await eventually(lambda: _true(gate.inside), what="the job to start")
-        until = utc_now() + timedelta(seconds=3 * runner_a.lease_s)
-        while utc_now() < until:  # three leases long, B keeps trying to take the job
+        lease = held.lease_until
+        for _ in range(3):  # three renewals, each past the lease before it
+            lease = await eventually(lambda lease=lease: _lease_after(db_b, "long", lease))
+            later.advance_past(lease - timedelta(seconds=1))  # B: the lease before has ended
             assert await runner_b.claim() == []
             assert gate.inside == {"long"}
-            await asyncio.sleep(0.05)
         row = await job(db_b, "long")
-        assert row is not None and row.locked_by == "A" and row.run_at > held.lease_until
+        assert row is not None and row.locked_by == "A"
         gate.open()
         await asyncio.wait_for(running, timeout=5)
         assert await jobs(db_b) == []
@@ -541,13 +552,20 @@ async def test_a_long_job_keeps_its_lease_and_never_runs_in_two_workers(db_url):
         await db_b.dispose()
 
 
+async def _lease_after(db: Database, key: str, lease: datetime) -> datetime | None:
+    """The job's lease when a renewal has moved it past `lease`."""
+    row = await job(db, key)
+    assert row is not None
+    return row.run_at if row.run_at > lease else None
+
+
 async def test_a_job_that_ends_while_its_lease_is_being_renewed_is_finished(db):
     """The handler returns while a renewal is writing its new lease: the renewal is cancelled
     mid-commit, and the job is still finished (not left behind to run a second time)."""
     gate = Gate()
-    # The first renewal comes a third into the lease; the finish must follow it well inside
-    # the lease (0.9 s ran out once on a loaded machine, leaving the job behind).
-    runner = worker(db, {KIND: gate}, lease_s=3.0)
+    # The first renewal comes at once; the lease is long enough that no loaded machine ends
+    # it before the job is finished.
+    runner = worker(db, {KIND: gate}, lease_s=60, renew_every_s=0.05)
 
     def open_on_renewal(_conn: Any, clause: Any, *_: Any) -> None:
         if getattr(clause, "is_update", False) and gate.inside:

@@ -126,8 +126,14 @@ class Worker:
         lane_slots: int = 8,
         job_timeout_s: float = 300.0,
         max_failures: int = 10,
+        clock: Callable[[], datetime] = utc_now,
+        renew_every_s: float | None = None,
     ) -> None:
         self.db = db
+        # The wall clock that claims, leases and retries are stamped with; tests move their
+        # own instead of waiting for a lease to run out.
+        self.clock = clock
+        self.renew_every_s = lease_s / 3 if renew_every_s is None else renew_every_s
         self.handlers = handlers
         self.name = name or worker_name()
         self.lease_s = lease_s
@@ -219,11 +225,11 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
         for job in stopped:
             with contextlib.suppress(Exception):
-                await self._release(job, utc_now(), error=None, failures=None)
+                await self._release(job, self.clock(), error=None, failures=None)
             self._forget_lease(job)
 
     async def claim(self, limit: int | None = None) -> list[ClaimedJob]:
-        now = utc_now()
+        now = self.clock()
         if not await self._any_due(now):
             return []
         lease_until = now + timedelta(seconds=self.lease_s)
@@ -356,7 +362,7 @@ class Worker:
         return case(busy, value=level, else_=idle) if busy else idle
 
     async def _run(self, job: ClaimedJob) -> None:
-        if job.lease_until <= utc_now():
+        if job.lease_until <= self.clock():
             log.warning("job not started: its lease ran out first", job=job.key)
             return
         if job.lane is not None and self._lane_full(job.lane):
@@ -436,7 +442,7 @@ class Worker:
     def _deadline(self, job: ClaimedJob, hard_deadline: float) -> float:
         """Loop time at which the job must stop: before the end of our lease, by a margin
         that leaves time to release it while it is still ours."""
-        lease_left_s = (self._leases[job.id] - utc_now()).total_seconds()
+        lease_left_s = (self._leases[job.id] - self.clock()).total_seconds()
         lease_end = asyncio.get_running_loop().time() + lease_left_s - self.lease_s / 6
         return min(hard_deadline, lease_end)
 
@@ -449,7 +455,7 @@ class Worker:
         self, job: ClaimedJob, deadline: asyncio.Timeout, hard_deadline: float
     ) -> None:
         while True:
-            await asyncio.sleep(self.lease_s / 3)
+            await asyncio.sleep(self.renew_every_s)
             try:
                 renewed = await self._renew(job)
             except Exception:
@@ -462,7 +468,7 @@ class Worker:
             deadline.reschedule(self._deadline(job, hard_deadline))
 
     async def _renew(self, job: ClaimedJob) -> bool:
-        lease_until = utc_now() + timedelta(seconds=self.lease_s)
+        lease_until = self.clock() + timedelta(seconds=self.lease_s)
         still_mine = self._still_leased_by_me(job)
         self._unsure[job.id] = lease_until  # stays if we are cancelled before we know
         async with self.db.transaction() as session:
@@ -493,7 +499,7 @@ class Worker:
     async def _fail(self, job: ClaimedJob, error: str, failures: int) -> None:
         if failures < self.max_failures:
             metrics.JOB_RUNS.labels(job.kind, "failed").inc()
-            retry_at = utc_now() + timedelta(seconds=failure_backoff_s(failures))
+            retry_at = self.clock() + timedelta(seconds=failure_backoff_s(failures))
             await self._release(job, retry_at, error=error, failures=failures)
             return
         metrics.JOB_RUNS.labels(job.kind, "dead").inc()
@@ -502,7 +508,7 @@ class Worker:
             result = await session.execute(
                 update(Job)
                 .where(self._still_leased_by_me(job))
-                .values(locked_by=None, last_error=error, failures=failures, dead_at=utc_now())
+                .values(locked_by=None, last_error=error, failures=failures, dead_at=self.clock())
                 .execution_options(synchronize_session=False)
             )
             gave_up = getattr(self.handlers.get(job.kind), "gave_up", None)
@@ -518,7 +524,7 @@ class Worker:
                 update(Job)
                 .where(self._still_leased_by_me(job))
                 .values(
-                    run_at=utc_now() + timedelta(seconds=LANE_RETRY_S),
+                    run_at=self.clock() + timedelta(seconds=LANE_RETRY_S),
                     locked_by=None,
                     attempts=Job.attempts - 1,
                 )
