@@ -11,7 +11,7 @@ def test_a_throwaway_cluster_starts_serves_and_stops():
     assert not isinstance(server, PostgresUnavailable), server
     try:
         url = server.create_database(migrated=True)
-        server.drop_database(url)
+        server.release_database(url, migrated=True)
     finally:
         server.close()
     assert not server.cluster_dir.exists()
