@@ -21,8 +21,11 @@ run: $(STAMP)  ## run the gateway on its embedded defaults (SQLite, sandbox, emb
 # 6 took 5:25, 8 took 5:35, 10 took 5:35). `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= 6
 
+# Bytecode is written even where the environment says not to (PYTHONDONTWRITEBYTECODE): every
+# test process, and each `pesagate serve` a test starts, would otherwise compile the gateway
+# and rewrite the tests' asserts again (~4 CPU-seconds per test process).
 test: $(STAMP)  ## run the whole test suite (SQLite and PostgreSQL) in parallel processes
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 simulator: $(STAMP)  ## run the Daraja simulator on its own
 	$(BIN)/pesagate simulator
