@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any, NewType
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -77,11 +77,50 @@ def create_engine(
             def _begin(connection: Any) -> None:
                 connection.exec_driver_sql(begin)
 
-        return engine
+        return _share_compiled_statements(engine, url, kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    return _share_compiled_statements(create_async_engine(url, **kwargs), url, kwargs)
+
+
+# Dialect and compiled-statement cache of the first engine (once connected) to each server,
+# per driver and options. SQLAlchemy keys compiled statements by dialect instance, and every
+# engine has its own, so each compiled every statement again: the read and write engines of
+# a SQLite Database, an engine per CLI command or migration, and each test's gateway (about
+# a quarter of the suite's CPU). A dialect holds nothing of one engine's own: its settings come
+# from the driver, the URL's query and the engine options, and what it learns when it first
+# connects (server version, defaults) from the server; all of them are the key.
+_SHARED_DIALECTS: dict[str, list[tuple[Dialect, Any]]] = {}
+_PLAIN_OPTION = (str, int, float, bool, type(None), type)
+_UNCONNECTED_KEPT = 8  # engines per key that may be the first to connect
+
+
+def _share_compiled_statements(
+    engine: AsyncEngine, url: str, options: dict[str, Any]
+) -> AsyncEngine:
+    if not all(isinstance(value, _PLAIN_OPTION) for value in options.values()):
+        return engine  # an option without a stable identity: nothing to match it by
+    parts = make_url(url)
+    key = repr(
+        (
+            parts.drivername,
+            parts.host,
+            parts.port,
+            sorted(parts.query.items()),
+            sorted(options.items()),
+        )
+    )
+    sync = engine.sync_engine
+    candidates = _SHARED_DIALECTS.setdefault(key, [])
+    # Only a dialect that has connected knows its server; until one has, each is a candidate.
+    connected = next((c for c in candidates if c[0].server_version_info is not None), None)
+    if connected is not None:
+        candidates[:] = [connected]
+        sync.dialect, sync._compiled_cache = connected
+    elif len(candidates) < _UNCONNECTED_KEPT:
+        candidates.append((sync.dialect, sync._compiled_cache))
+    return engine
 
 
 def _sqlite_pragmas(busy_ms: int, dbapi_connection: Any, _record: Any) -> None:
