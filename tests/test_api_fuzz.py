@@ -60,7 +60,7 @@ from pesagate.simulator import SimulatorSettings
 from tests.fixtures.databases import new_database, require_postgres
 from tests.fixtures.digits import arabic_indic, fullwidth
 from tests.fixtures.looplag import LoopLagMonitor, WithLoopMonitor
-from tests.fixtures.servers import UvicornThread, bound_socket, wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, UvicornThread, bound_socket, wait_until
 
 EXAMPLES = int(os.environ.get("PESAGATE_FUZZ_EXAMPLES", "40"))
 EXCLUDED_PATHS = re.compile(r"^/sim(/|$)|^/metrics$")  # the mounted simulator; Prometheus text
@@ -169,7 +169,13 @@ class FuzzGateway:
     loop: LoopLagMonitor  # how long the server's event loop was held
 
     def client(self, **headers: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, trust_env=False)
+        return httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=30,
+            trust_env=False,
+            verify=SHARED_SSL_CONTEXT,
+        )
 
 
 def _make_merchants(db_url: str) -> tuple[Any, Any]:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.fixtures.daraja import DarajaTestClient
-from tests.fixtures.servers import free_port, wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, free_port, wait_until
 
 PESAGATE = [sys.executable, "-m", "pesagate"]
 
@@ -43,7 +43,7 @@ def simulator_process():
 
     def up():
         try:
-            return httpx.get(f"{url}/control/faults").status_code == 200
+            return httpx.get(f"{url}/control/faults", verify=SHARED_SSL_CONTEXT).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -28,7 +28,7 @@ from tests.fixtures.cli import (
 )
 from tests.fixtures.dashboard import DashboardClient
 from tests.fixtures.digits import arabic_indic
-from tests.fixtures.servers import UvicornThread, wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, UvicornThread, wait_until
 
 WALLET_ID = re.compile(r"[A-Z0-9]{7}")
 COMMANDS = ("serve", "worker", "migrate", "simulator", "merchant", "keys", "stk-push")
@@ -75,6 +75,7 @@ def push_through(serve: ServeProcess, secret_key: str) -> dict:
         json={"phone_number": "254712345678", "amount": 100},
         headers={"Authorization": f"Bearer {secret_key}"},
         timeout=30,
+        verify=SHARED_SSL_CONTEXT,
     )
     assert response.status_code == 200, response.text
     body: dict = response.json()
@@ -283,6 +284,7 @@ def test_serve_creates_a_demo_merchant_that_takes_payments(empty_db_url):
                 json={"invoice_id": invoice["invoice_id"]},
                 headers=auth,
                 timeout=30,
+                verify=SHARED_SSL_CONTEXT,
             ).json()["invoice"]["state"]
             return status if status in ("COMPLETE", "FAILED") else None
 
@@ -325,6 +327,7 @@ def test_serve_creates_a_demo_merchant_that_takes_payments(empty_db_url):
                     json={"phone_number": "254712345678", "amount": 120},
                     headers=auth,
                     timeout=30,
+                    verify=SHARED_SSL_CONTEXT,
                 )
                 assert response.status_code == 200, response.text
                 assert response.json()["invoice"]["value"] == "120.00"
@@ -398,6 +401,7 @@ def test_serve_with_two_workers_takes_payments(db_url):
                     json={"phone_number": phone, "amount": 100},
                     headers=auth,
                     timeout=30,
+                    verify=SHARED_SSL_CONTEXT,
                 )
                 assert response.status_code == 200, response.text
                 invoice_ids.append(response.json()["invoice"]["invoice_id"])
@@ -409,6 +413,7 @@ def test_serve_with_two_workers_takes_payments(db_url):
                         json={"invoice_id": invoice_id},
                         headers=auth,
                         timeout=30,
+                        verify=SHARED_SSL_CONTEXT,
                     ).json()["invoice"]["state"]
                     for invoice_id in invoice_ids
                 ]
@@ -438,13 +443,16 @@ def test_serve_on_another_port_takes_payments_without_a_public_url(db_url):
                 json={"invoice_id": invoice_id},
                 headers=auth,
                 timeout=30,
+                verify=SHARED_SSL_CONTEXT,
             ).json()["invoice"]
             return invoice if invoice["state"] in ("COMPLETE", "FAILED") else None
 
         invoice = wait_until(settled, what="the invoice to settle")
         assert (invoice["state"], invoice["failed_code"]) == ("COMPLETE", None)
         assert invoice["host"] == serve.url
-        [transaction] = httpx.get(f"{serve.url}/sim/control/transactions").json()
+        [transaction] = httpx.get(
+            f"{serve.url}/sim/control/transactions", verify=SHARED_SSL_CONTEXT
+        ).json()
         assert transaction["callback_url"].startswith(f"{serve.url}/callbacks/stk/")
 
 

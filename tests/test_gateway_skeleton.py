@@ -10,7 +10,7 @@ from pesagate.app import create_app
 from pesagate.config import Settings
 from pesagate.db import SQLITE_READ_BUSY_MS, Database, is_sqlite
 from tests.fixtures.daraja import DarajaTestClient
-from tests.fixtures.servers import UvicornThread
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, UvicornThread
 from tests.fixtures.settings import LIVE_SETTINGS
 
 
@@ -22,14 +22,14 @@ def gateway(db_url):
 
 
 def test_health_and_readiness(gateway):
-    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{gateway.url}/readyz").json() == {"status": "ok"}
+    assert httpx.get(f"{gateway.url}/healthz", verify=SHARED_SSL_CONTEXT).json() == {"status": "ok"}
+    assert httpx.get(f"{gateway.url}/readyz", verify=SHARED_SSL_CONTEXT).json() == {"status": "ok"}
 
 
 def test_readiness_fails_cleanly_without_a_database(tmp_path):
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db")
     with UvicornThread(create_app(settings)) as server:
-        response = httpx.get(f"{server.url}/readyz")
+        response = httpx.get(f"{server.url}/readyz", verify=SHARED_SSL_CONTEXT)
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
 
@@ -52,7 +52,7 @@ def test_the_embedded_simulator_serves_daraja_at_sim(gateway, callback_receiver)
 def test_simulator_off_means_no_sim_mount(tmp_path):
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", simulator="off")
     with UvicornThread(create_app(settings)) as server:
-        assert httpx.get(f"{server.url}/sim/").status_code == 404
+        assert httpx.get(f"{server.url}/sim/", verify=SHARED_SSL_CONTEXT).status_code == 404
 
 
 def test_live_mode_refuses_placeholder_settings():

@@ -14,7 +14,7 @@ from pesagate.app import create_app
 from pesagate.config import Settings
 from pesagate.kit.logs import configure_logging
 from tests.fixtures.looplag import LoopLagMonitor, WithLoopMonitor
-from tests.fixtures.servers import UvicornThread, wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, UvicornThread, wait_until
 
 ERRORS = 10
 # A traceback may take a few milliseconds; this bound is far above that on a loaded machine
@@ -69,5 +69,8 @@ def test_errors_are_logged_without_stalling_the_loop(
 
 def _post_boom(url: str) -> httpx.Response:
     return httpx.post(
-        f"{url}/boom", headers={"Authorization": "Bearer sk_test_not_a_real_key"}, timeout=60
+        f"{url}/boom",
+        headers={"Authorization": "Bearer sk_test_not_a_real_key"},
+        timeout=60,
+        verify=SHARED_SSL_CONTEXT,
     )

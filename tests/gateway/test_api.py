@@ -12,7 +12,7 @@ from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.models import Environment
 from pesagate.services import create_merchant
-from tests.fixtures.servers import UvicornThread
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, UvicornThread
 
 
 def test_another_merchants_invoice_is_404_everywhere(gateway):
@@ -80,6 +80,7 @@ def test_keys_are_bound_to_their_environment(gateway):
             f"{api}/payment/status/",
             json={"invoice_id": "X"},
             headers={"Authorization": f"Bearer {gateway.merchant.secret_key}"},
+            verify=SHARED_SSL_CONTEXT,
         )
         assert test_key.status_code == 401
         assert test_key.json() == {"detail": "Invalid token for live environment"}
@@ -87,9 +88,12 @@ def test_keys_are_bound_to_their_environment(gateway):
             f"{api}/payment/status/",
             json={"invoice_id": "X"},
             headers={"Authorization": f"Bearer {new.keys.secret_key}"},
+            verify=SHARED_SSL_CONTEXT,
         )
         assert live_key.status_code == 404  # authenticated; the invoice does not exist
-        assert httpx.get(f"{server.url}/sim/").status_code == 404  # no simulator in live
+        assert (
+            httpx.get(f"{server.url}/sim/", verify=SHARED_SSL_CONTEXT).status_code == 404
+        )  # no simulator in live
     with gateway.client(new.keys.secret_key) as client:
         response = client.get("/invoices/")
     assert response.json() == {"detail": "Invalid token for sandbox environment"}
@@ -231,17 +235,19 @@ def test_malformed_bodies_are_4xx_and_store_nothing(gateway, content, content_ty
 
 
 def test_unknown_routes_and_methods(gateway):
-    assert httpx.get(f"{gateway.api}/nothing/").json() == {"detail": "Not found."}
-    response = httpx.get(f"{gateway.api}/payment/mpesa-stk-push/")
+    assert httpx.get(f"{gateway.api}/nothing/", verify=SHARED_SSL_CONTEXT).json() == {
+        "detail": "Not found."
+    }
+    response = httpx.get(f"{gateway.api}/payment/mpesa-stk-push/", verify=SHARED_SSL_CONTEXT)
     assert response.status_code == 405
     assert response.json() == {"detail": 'Method "GET" not allowed.'}
 
 
 def test_health_readiness_metrics(gateway):
     gateway.push("254712345678")
-    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{gateway.url}/readyz").json() == {"status": "ok"}
-    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert httpx.get(f"{gateway.url}/healthz", verify=SHARED_SSL_CONTEXT).json() == {"status": "ok"}
+    assert httpx.get(f"{gateway.url}/readyz", verify=SHARED_SSL_CONTEXT).json() == {"status": "ok"}
+    metrics = httpx.get(f"{gateway.url}/metrics", verify=SHARED_SSL_CONTEXT).text
     assert (
         'pesagate_http_requests_total{method="POST",route="/api/v1/payment/mpesa-stk-push/",status="200"}'
         in metrics
@@ -251,11 +257,11 @@ def test_health_readiness_metrics(gateway):
 
 
 def test_openapi_describes_the_api(gateway):
-    schema = httpx.get(f"{gateway.url}/openapi.json").json()
+    schema = httpx.get(f"{gateway.url}/openapi.json", verify=SHARED_SSL_CONTEXT).json()
     assert "/api/v1/payment/mpesa-stk-push/" in schema["paths"]
     body = schema["paths"]["/api/v1/payment/mpesa-stk-push/"]["post"]["requestBody"]
     assert "phone_number" in body["content"]["application/json"]["schema"]["properties"]
-    assert httpx.get(f"{gateway.url}/docs").status_code == 200
+    assert httpx.get(f"{gateway.url}/docs", verify=SHARED_SSL_CONTEXT).status_code == 200
 
 
 def test_logs_never_carry_secret_keys_or_full_phone_numbers(gateway, caplog):

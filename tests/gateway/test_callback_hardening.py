@@ -14,7 +14,7 @@ from pesagate.db import Database
 from pesagate.kit.clock import utc_now
 from pesagate.models import CallbackOutcome, Job, MpesaCallback, ResultOutcome, ReversalResult
 from pesagate.payments.callback_retention import prune_refused
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, wait_until
 
 # Customers who take 30 s on a prompt that lasts 10 minutes: no result of theirs arrives while
 # a test forges its own callbacks.
@@ -50,7 +50,9 @@ def test_callbacks_from_outside_the_allowlist_are_refused_and_stored(start_gatew
     final = gateway.wait_final(invoice_id)  # settled by reconciliation instead
     assert final["state"] == "COMPLETE" and final["mpesa_reference"] is None
     row = gateway.invoice_row(invoice_id)
-    response = httpx.post(f"{gateway.url}/callbacks/stk/{row.callback_token}", json={})
+    response = httpx.post(
+        f"{gateway.url}/callbacks/stk/{row.callback_token}", json={}, verify=SHARED_SSL_CONTEXT
+    )
     assert response.status_code == 403
 
 
@@ -85,6 +87,7 @@ def test_a_forged_success_with_the_right_amount_is_not_credited_when_confirming(
     response = httpx.post(
         f"{gateway.url}/callbacks/stk/{row.callback_token}",
         json=forged_success(row, 500.00, "254712345690"),
+        verify=SHARED_SSL_CONTEXT,
     )
     assert response.status_code == 200
     # M-Pesa says the customer has not paid: the forged success changes nothing.
@@ -106,7 +109,9 @@ def test_a_bad_allowlist_is_refused_at_start():
 
 
 def post_callback(gateway, row, body):
-    return httpx.post(f"{gateway.url}/callbacks/stk/{row.callback_token}", json=body)
+    return httpx.post(
+        f"{gateway.url}/callbacks/stk/{row.callback_token}", json=body, verify=SHARED_SSL_CONTEXT
+    )
 
 
 def balance(gateway):
@@ -247,7 +252,9 @@ def test_a_callback_for_no_invoice_keeps_only_a_digest_size_and_prefix(start_gat
     gateway = start_gateway(callback_refusal_limit="3/minute", reconcile_grace_s=60.0)
     body = b'{"Body": "' + b"x" * 60_000 + b'"}'
     for _ in range(3):
-        response = httpx.post(f"{gateway.url}/callbacks/stk/made-up-token", content=body)
+        response = httpx.post(
+            f"{gateway.url}/callbacks/stk/made-up-token", content=body, verify=SHARED_SSL_CONTEXT
+        )
         assert response.status_code == 200
     rows = refused_rows(gateway)
     assert len(rows) == 3
@@ -256,7 +263,9 @@ def test_a_callback_for_no_invoice_keeps_only_a_digest_size_and_prefix(start_gat
         assert row.body_size == len(body) and len(row.raw_body) <= 256
         assert row.body_sha256 == hashlib.sha256(body).hexdigest()
     # Past the source's allowance: refused at once, nothing stored.
-    response = httpx.post(f"{gateway.url}/callbacks/stk/made-up-token", content=body)
+    response = httpx.post(
+        f"{gateway.url}/callbacks/stk/made-up-token", content=body, verify=SHARED_SSL_CONTEXT
+    )
     assert response.status_code == 429
     assert len(refused_rows(gateway)) == 3
     # A real invoice's callbacks from the same source are never limited, and kept whole.
@@ -280,8 +289,12 @@ def test_forbidden_sources_keep_only_a_prefix(start_gateway):
 
 def test_old_refused_callbacks_are_pruned_and_evidence_is_kept(gateway):
     final = gateway.wait_final(gateway.push("254712345678")["invoice"]["invoice_id"])
-    httpx.post(f"{gateway.url}/callbacks/stk/made-up-token", json={"old": True})
-    httpx.post(f"{gateway.url}/callbacks/stk/made-up-token", json={"new": True})
+    httpx.post(
+        f"{gateway.url}/callbacks/stk/made-up-token", json={"old": True}, verify=SHARED_SSL_CONTEXT
+    )
+    httpx.post(
+        f"{gateway.url}/callbacks/stk/made-up-token", json={"new": True}, verify=SHARED_SSL_CONTEXT
+    )
 
     async def age_and_prune():
         db = Database(gateway.db_url)
@@ -307,9 +320,15 @@ def test_posts_for_no_invoice_or_refund_share_one_allowance_on_every_result_rout
     routes = ["/callbacks/stk/made-up", "/callbacks/stk/made-up/status"]
     routes.append("/callbacks/reversal/made-up/result")
     for route in routes:
-        assert httpx.post(f"{gateway.url}{route}", content=body).status_code == 200
+        assert (
+            httpx.post(f"{gateway.url}{route}", content=body, verify=SHARED_SSL_CONTEXT).status_code
+            == 200
+        )
     for route in routes:  # the source's allowance is spent: refused, and nothing kept
-        assert httpx.post(f"{gateway.url}{route}", content=body).status_code == 429
+        assert (
+            httpx.post(f"{gateway.url}{route}", content=body, verify=SHARED_SSL_CONTEXT).status_code
+            == 429
+        )
     stk = refused_rows(gateway)
     assert len(stk) == 2 and all(len(row.raw_body) <= 256 for row in stk)
     reversal = gateway.query(

@@ -13,7 +13,7 @@ import pytest
 
 from pesagate.checkout import signatures
 from pesagate.config import Settings
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, wait_until
 
 CALLBACKS_FIRST = {"reconcile_grace_s": 60.0}
 PUBLIC_HEADERS = ("X-KULMI-PUBLIC-API-KEY", "X-IntaSend-Public-API-Key", "INTASEND_PUBLIC_API_KEY")
@@ -276,7 +276,7 @@ def create_link(gateway, **fields):
 
 def open_link(gateway, link):
     """A visit to the link's page: the checkout session it opened (its id and signature)."""
-    with httpx.Client(trust_env=False) as browser:
+    with httpx.Client(trust_env=False, verify=SHARED_SSL_CONTEXT) as browser:
         visit = browser.get(link["url"])
         if visit.status_code != 303:
             return visit
@@ -319,7 +319,7 @@ def test_payment_link_crud(gateway):
         assert client.get(f"/paymentlinks/{link['id']}/").status_code == 404
     inactive = open_link(gateway, off)
     assert inactive.status_code == 410 and "inactive" in inactive.text
-    with httpx.Client(trust_env=False) as browser:
+    with httpx.Client(trust_env=False, verify=SHARED_SSL_CONTEXT) as browser:
         qr = browser.get(link["qrcode_file"])
     assert qr.status_code == 200 and qr.headers["content-type"] == "image/svg+xml"
     assert qr.text.lstrip().startswith(("<?xml", "<svg"))
@@ -377,7 +377,7 @@ def test_a_link_with_usage_limit_one_is_paid_once_by_concurrent_payers(start_gat
 
 def test_the_express_page_renders_without_third_party_assets(gateway):
     session = create_session(gateway, amount=1500, host="https://shop.ke")
-    with httpx.Client(trust_env=False) as browser:
+    with httpx.Client(trust_env=False, verify=SHARED_SSL_CONTEXT) as browser:
         page = browser.get(session["url"])
         missing = browser.get(f"{gateway.url}/checkout/{uuid.uuid4()}/express/")
         script = browser.get(f"{gateway.url}/static/pesagate-inline.js")

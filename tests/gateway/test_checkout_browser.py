@@ -15,7 +15,7 @@ import pytest
 
 from tests.fixtures.browser import expect
 from tests.fixtures.browser import shoot as shoot_widths
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, wait_until
 
 ARTIFACT_AREA = "checkout"
 WIDTHS = (360, 1280)
@@ -284,7 +284,12 @@ def test_the_inline_script_reports_complete_and_ignores_foreign_messages(
     shoot(page, "inline-modal")
     frame.locator("#pay").click()
     expect(frame.get_by_text("Check your phone")).to_be_visible(timeout=WAIT_MS)
-    httpx.post(f"{gateway.url}/sim/phone/{msisdn}/pin", json={"pin": "1234"}, trust_env=False)
+    httpx.post(
+        f"{gateway.url}/sim/phone/{msisdn}/pin",
+        json={"pin": "1234"},
+        trust_env=False,
+        verify=SHARED_SSL_CONTEXT,
+    )
     completes = wait_until(
         lambda: [r for r in page.evaluate("window.received") if r["state"] == "COMPLETE"],
         what="the COMPLETE message",
@@ -329,6 +334,11 @@ def test_the_inline_script_v2_setup_form_redirects_on_complete(start_gateway, br
     shoot(page, "inline-v2-modal")
     frame.locator("#pay").click()
     expect(frame.get_by_text("Check your phone")).to_be_visible(timeout=WAIT_MS)
-    httpx.post(f"{gateway.url}/sim/phone/{msisdn}/pin", json={"pin": "1234"}, trust_env=False)
+    httpx.post(
+        f"{gateway.url}/sim/phone/{msisdn}/pin",
+        json={"pin": "1234"},
+        trust_env=False,
+        verify=SHARED_SSL_CONTEXT,
+    )
     page.wait_for_url(f"{shop.url}/thanks", timeout=WAIT_MS)  # the SDK's redirectURL
     assert len(prompts_to(gateway, msisdn)) == 1

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.fixtures.dashboard import PASSWORD, DashboardClient, csrf_of, make_user
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, wait_until
 
 pytestmark = pytest.mark.db
 
@@ -59,6 +59,7 @@ def test_sign_in_shows_the_overview_and_sign_out_ends_the_session(gateway, dash)
         f"{gateway.url}/dashboard/b/{gateway.merchant.business_id}/",
         cookies={"pesagate_session": session_cookie},
         trust_env=False,
+        verify=SHARED_SSL_CONTEXT,
     )
     assert replay.status_code == 303 and "/dashboard/login" in replay.headers["location"]
 
@@ -113,6 +114,7 @@ def test_sessions_survive_a_restart(start_gateway, db_url):
         f"{second.url}/dashboard/b/{second.merchant.business_id}/",
         cookies={"pesagate_session": token},
         trust_env=False,
+        verify=SHARED_SSL_CONTEXT,
     )
     assert answer.status_code == 200
 

@@ -16,7 +16,7 @@ from pesagate.kit.clock import utc_now
 from pesagate.models import Environment, IdempotencyKey, Invoice
 from pesagate.services import create_merchant
 from tests.fixtures.cli import ServeProcess
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, wait_until
 
 
 def post(gateway, path, body, key, merchant=None):
@@ -253,6 +253,7 @@ def post_ignoring_errors(url, merchant, key):
             json=PUSH,
             headers={"Authorization": f"Bearer {merchant.secret_key}", "Idempotency-Key": key},
             timeout=60,
+            verify=SHARED_SSL_CONTEXT,
         )
 
 

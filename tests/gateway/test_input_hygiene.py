@@ -19,7 +19,7 @@ from pesagate.simulator import SimulatorSettings
 from tests.fixtures.daraja import DarajaTestClient
 from tests.fixtures.digits import arabic_indic, fullwidth
 from tests.fixtures.looplag import LoopLagMonitor, WithLoopMonitor
-from tests.fixtures.servers import UvicornThread, bound_socket
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, UvicornThread, bound_socket
 from tests.gateway.conftest import FAST_GATEWAY, FAST_SIMULATOR, Gateway, make_merchants
 
 APPROVING_PHONE = "254712345678"
@@ -149,7 +149,9 @@ def test_huge_amounts_are_refused_at_once_and_other_requests_are_served(watched_
         with gateway.client(gateway.other.secret_key) as other:
             other.timeout = httpx.Timeout(10)
             estimate = other.post("/payment/get_amount_estimate/", json={"amount": 100})
-            health = httpx.get(f"{gateway.url}/healthz", timeout=10, trust_env=False)
+            health = httpx.get(
+                f"{gateway.url}/healthz", timeout=10, trust_env=False, verify=SHARED_SSL_CONTEXT
+            )
         assert estimate.status_code == 200 and health.status_code == 200
         responses = [future.result(timeout=30) for future in refused]
     for response in responses:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from pesagate.models import CallbackOutcome, Invoice, MpesaCallback, MpesaQuery, QueryKind
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, wait_until
 
 # No reconciliation query during the test: on a loaded machine the push alone can outlast the
 # fast settings' 1.3 s, and a query that completes the invoice first leaves no callback to apply.
@@ -180,7 +180,9 @@ def test_failure_callback_after_complete_is_recorded_and_ignored(gateway):
             }
         }
     }
-    response = httpx.post(f"{gateway.url}/callbacks/stk/{row.callback_token}", json=body)
+    response = httpx.post(
+        f"{gateway.url}/callbacks/stk/{row.callback_token}", json=body, verify=SHARED_SSL_CONTEXT
+    )
     assert response.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
     assert gateway.status(invoice_id)["state"] == "COMPLETE"
     assert gateway.callbacks(invoice_id)[-1].outcome == CallbackOutcome.IGNORED
@@ -240,7 +242,9 @@ def test_forged_success_with_a_wrong_amount_does_not_complete(start_gateway):
             }
         }
     }
-    response = httpx.post(f"{gateway.url}/callbacks/stk/{row.callback_token}", json=forged)
+    response = httpx.post(
+        f"{gateway.url}/callbacks/stk/{row.callback_token}", json=forged, verify=SHARED_SSL_CONTEXT
+    )
     assert response.status_code == 200
     assert gateway.status(invoice_id)["state"] == "PROCESSING"
     [callback] = gateway.callbacks(invoice_id)
@@ -250,7 +254,9 @@ def test_forged_success_with_a_wrong_amount_does_not_complete(start_gateway):
 
 def test_unknown_token_and_garbage_callbacks_are_stored_and_answered(gateway):
     for body in (b'{"Body": {"stkCallback": {"ResultCode": 0}}}', b"not json", b""):
-        response = httpx.post(f"{gateway.url}/callbacks/stk/not-a-token", content=body)
+        response = httpx.post(
+            f"{gateway.url}/callbacks/stk/not-a-token", content=body, verify=SHARED_SSL_CONTEXT
+        )
         assert response.status_code == 200
         assert response.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
     count = gateway.query(lambda s: s.scalar(select(func.count()).select_from(MpesaCallback)))

@@ -18,7 +18,7 @@ from pesagate.payments import endpoints as payment_endpoints
 from pesagate.refunds import callback_endpoint as reversal_callback_endpoint
 from pesagate.refunds import endpoints as refund_endpoints
 from pesagate.webhooks import endpoints as webhook_endpoints
-from tests.fixtures.servers import bound_socket, wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, bound_socket, wait_until
 
 APPROVING_PHONE = "254712345678"
 ROUTERS = (
@@ -98,7 +98,9 @@ class DeclaredModels:
 def _check_checkout(api: httpx.Client, models: DeclaredModels, gateway: Any) -> None:
     """Hosted checkout's routes (issue 14): sessions, a payment inside one, payment links."""
     public = {"X-KULMI-PUBLIC-API-KEY": gateway.merchant.public_key}
-    with httpx.Client(base_url=gateway.api, trust_env=False, headers=public) as browser:
+    with httpx.Client(
+        base_url=gateway.api, trust_env=False, headers=public, verify=SHARED_SSL_CONTEXT
+    ) as browser:
         checkout = models.check(browser.post("/checkout/", json={"amount": 100}))
         signed = {"checkout_id": checkout["id"], "signature": checkout["signature"]}
         models.check(browser.post("/checkout/details/", json=signed))
@@ -184,7 +186,7 @@ def test_every_answer_validates_against_its_declared_model(start_gateway, docume
         )
         models.check(api.post(f"/webhooks/events/{failed[0]['id']}/replay/"))
     dead.close()
-    with httpx.Client(base_url=gateway.url, trust_env=False) as plain:
+    with httpx.Client(base_url=gateway.url, trust_env=False, verify=SHARED_SSL_CONTEXT) as plain:
         models.check(plain.post("/callbacks/stk/not-a-token", json={"Body": {}}))
         models.check(plain.post("/callbacks/reversal/not-a-token/result", json={"Result": {}}))
         models.check(plain.post("/callbacks/stk/not-a-token/status", json={"Result": {}}))

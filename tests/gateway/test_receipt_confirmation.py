@@ -5,7 +5,7 @@ import httpx
 from sqlalchemy import select
 
 from pesagate.models import CallbackOutcome, Invoice, MpesaCallback
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, wait_until
 from tests.gateway.test_callback_hardening import forged_success, post_callback
 
 
@@ -137,7 +137,11 @@ def test_a_forged_status_result_confirms_nothing(start_gateway):
     row = gateway.invoice_row(invoice_id)
     assert post_callback(gateway, row, forged_success(row, 500, phone)).status_code == 200
     result = completed_result("UKSFORGED1", 500, ConversationID="AG_20261201_forged")
-    answer = httpx.post(f"{gateway.url}/callbacks/stk/{row.callback_token}/status", json=result)
+    answer = httpx.post(
+        f"{gateway.url}/callbacks/stk/{row.callback_token}/status",
+        json=result,
+        verify=SHARED_SSL_CONTEXT,
+    )
     assert answer.status_code == 200
     [stored] = status_rows(gateway, invoice_id)
     assert stored.outcome == CallbackOutcome.MISMATCH

@@ -9,7 +9,7 @@ import httpx
 
 from pesagate.app import create_app
 from pesagate.config import Settings
-from tests.fixtures.servers import wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, wait_until
 
 
 def objects_of(gateway, receiver):
@@ -36,6 +36,7 @@ def test_every_route_with_an_id_answers_404_to_another_merchant(gateway, callbac
         f"{gateway.api}/checkout/",
         json={"public_key": gateway.merchant.public_key, "amount": 100},
         trust_env=False,
+        verify=SHARED_SSL_CONTEXT,
     ).json()
     calls = {
         ("GET", "/api/v1/invoices/{invoice_id}/"): f"/invoices/{invoice_id}/",
@@ -132,6 +133,7 @@ def test_oversized_bodies_are_413_everywhere(gateway):
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {gateway.merchant.secret_key}",
             },
+            verify=SHARED_SSL_CONTEXT,
         )
         assert response.status_code == 413, path
 

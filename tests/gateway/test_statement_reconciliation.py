@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 from pesagate.ledger.verify import verify
 from pesagate.models import Job
 from pesagate.payments.tasks import NO_RESULT_REASON, UNREAD_STATEMENT_REASON
-from tests.fixtures.servers import CallbackReceiver, wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, CallbackReceiver, wait_until
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def wallet(gateway):
 
 
 def statement_checks(gateway, outcome):
-    text = httpx.get(f"{gateway.url}/metrics").text
+    text = httpx.get(f"{gateway.url}/metrics", verify=SHARED_SSL_CONTEXT).text
     found = re.search(rf'pesagate_statement_checks_total{{outcome="{outcome}"}} (\S+)', text)
     return float(found.group(1)) if found else 0.0
 

@@ -23,7 +23,13 @@ from pesagate.webhooks.delivery import EXCERPT_CHARS, Deliverer
 from pesagate.webhooks.emit import DELIVERY_JOB, add_event, delivery_job_key
 from pesagate.webhooks.service import new_signing_secret
 from pesagate.worker.runner import Worker
-from tests.fixtures.servers import CallbackReceiver, EndlessReceiver, bound_socket, wait_until
+from tests.fixtures.servers import (
+    SHARED_SSL_CONTEXT,
+    CallbackReceiver,
+    EndlessReceiver,
+    bound_socket,
+    wait_until,
+)
 
 # A generous timeout: on a loaded machine a first delivery (a new connection) can take over a
 # second, and tests that count answers must not see it as a timeout. The timeout test sets its own.
@@ -264,6 +270,7 @@ def test_live_mode_refuses_private_destinations(gateway):
         client = httpx.Client(
             base_url=f"{server.url}/api/v1",
             headers={"Authorization": f"Bearer {new.keys.secret_key}"},
+            verify=SHARED_SSL_CONTEXT,
         )
         for url in (
             "http://example.com/hook",  # not https

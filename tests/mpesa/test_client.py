@@ -40,7 +40,7 @@ from pesagate.mpesa.protocol import (
 )
 from pesagate.simulator import SimulatorSettings, create_simulator_app
 from pesagate.simulator.settings import SANDBOX_PASSKEY
-from tests.fixtures.servers import CallbackReceiver, UvicornThread, wait_until
+from tests.fixtures.servers import SHARED_SSL_CONTEXT, CallbackReceiver, UvicornThread, wait_until
 
 FAST = {"delay_min_s": 0.0, "delay_max_s": 0.0, "prompt_ttl_s": 1.0, "late_callback_s": 1.5}
 # Prompts that stay open for the whole test: the customer answers after 30 s.
@@ -58,7 +58,9 @@ class Sim:
     control_http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.control_http = httpx.Client(base_url=self.server.url, timeout=10, trust_env=False)
+        self.control_http = httpx.Client(
+            base_url=self.server.url, timeout=10, trust_env=False, verify=SHARED_SSL_CONTEXT
+        )
 
     @property
     def url(self) -> str:
@@ -138,7 +140,9 @@ def sim_config(base_url: str, **overrides: Any) -> DarajaConfig:
 
 def http_client(requests: RequestLog | None = None, **kwargs: Any) -> httpx.AsyncClient:
     hooks: dict[str, list[Callable[..., Any]]] = {"request": [requests]} if requests else {}
-    return httpx.AsyncClient(trust_env=False, event_hooks=hooks, **kwargs)
+    return httpx.AsyncClient(
+        trust_env=False, event_hooks=hooks, **kwargs, verify=SHARED_SSL_CONTEXT
+    )
 
 
 async def push(client: DarajaClient, phone: str, **overrides: Any) -> PushResult:

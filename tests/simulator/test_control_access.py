@@ -8,13 +8,17 @@ X-Forwarded-For, which uvicorn trusts from 127.0.0.1 (its default)."""
 import httpx
 import pytest
 
+from tests.fixtures.servers import SHARED_SSL_CONTEXT
+
 REMOTE = {"X-Forwarded-For": "203.0.113.9"}
 TOKEN = "a-long-random-control-token"
 
 
 def remote_calls(sim, headers):
     """Reads and changes, as a caller from another host."""
-    with httpx.Client(base_url=f"{sim.base_url}/control", headers=headers) as client:
+    with httpx.Client(
+        base_url=f"{sim.base_url}/control", headers=headers, verify=SHARED_SSL_CONTEXT
+    ) as client:
         return {
             "transactions": client.get("/transactions"),
             "faults": client.post("/faults", json={"push_error": 1.0}),
@@ -51,6 +55,6 @@ def test_this_host_needs_no_token_and_the_pages_stay_open(make_sim):
     sim = make_sim(control_token=TOKEN)
     assert sim.http.get("/control/transactions").status_code == 200
     # The dashboard and the virtual phone are for people, wherever they are.
-    with httpx.Client(base_url=sim.base_url, headers=REMOTE) as client:
+    with httpx.Client(base_url=sim.base_url, headers=REMOTE, verify=SHARED_SSL_CONTEXT) as client:
         assert client.get("/").status_code == 200
         assert client.get("/phone/254712345678/state").status_code == 200
