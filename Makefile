@@ -18,7 +18,8 @@ run: $(STAMP)  ## run the gateway on its embedded defaults (SQLite, sandbox, emb
 
 # Test processes: the suite waits on servers, subprocesses and databases, so more processes
 # than cores pay off, until the cores are saturated (on 2 cores, one run each, 2026-12-06:
-# 6 took 5:25, 8 took 5:35, 10 took 5:35). `make test TEST_WORKERS=0` runs it in one process.
+# 4 took 4:16 and 6 took 4:16 with idle CPU left at 4; earlier 6, 8 and 10 took 5:25, 5:35 and
+# 5:35). `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= 6
 
 # Bytecode is written even where the environment says not to (PYTHONDONTWRITEBYTECODE): every
