@@ -523,22 +523,29 @@ async def test_a_job_past_its_deadline_is_cancelled_and_counts_as_a_failure(db):
 
 
 async def test_a_long_job_keeps_its_lease_and_never_runs_in_two_workers(db_url):
-    """A renews its lease while the job runs; B, whose clock is moved past each lease A held,
-    still cannot take the job, because the row holds the lease A renewed."""
+    """A renews its lease while the job runs; B, whose clock is past each lease A held before
+    its latest renewal, still cannot take the job, because the row holds the renewed one."""
     db_a, db_b = Database(db_url), Database(db_url)
     gate = Gate()
-    runner_a = Worker(db_a, {KIND: gate}, name="A", lease_s=60, renew_every_s=0.05)
-    later = AheadClock()
-    runner_b = Worker(db_b, {KIND: gate}, name="B", lease_s=60, clock=later)
+    # A's clock jumps 100 s before each renewal, so consecutive leases lie 100 s apart and
+    # B's clock fits between them whatever the machine's load.
+    a_clock, b_clock = AheadClock(), AheadClock()
+    runner_a = Worker(db_a, {KIND: gate}, name="A", lease_s=60, renew_every_s=0.05, clock=a_clock)
+    runner_b = Worker(db_b, {KIND: gate}, name="B", lease_s=60, clock=b_clock)
     try:
         await add(db_a, "long", utc_now())
         [held] = await runner_a.claim()
         running = asyncio.create_task(runner_a._run(held))
         await eventually(lambda: _true(gate.inside), what="the job to start")
         lease = held.lease_until
-        for _ in range(3):  # three renewals, each past the lease before it
-            lease = await eventually(lambda lease=lease: _lease_after(db_b, "long", lease))
-            later.advance_past(lease - timedelta(seconds=1))  # B: the lease before has ended
+        for _ in range(3):  # three renewals
+            ended = lease
+            a_clock.ahead += timedelta(seconds=100)
+            lease = await eventually(
+                lambda ended=ended: _lease_after(db_b, "long", ended + timedelta(seconds=90)),
+                what="a renewal",
+            )
+            b_clock.advance_past(ended)  # for B, the lease before this renewal has ended
             assert await runner_b.claim() == []
             assert gate.inside == {"long"}
         row = await job(db_b, "long")
@@ -605,12 +612,13 @@ async def test_a_job_that_lost_its_lease_stops_at_once(db_url):
 async def test_a_job_that_keeps_killing_its_workers_is_dead_without_running_again(db):
     handler = Recorder()
     await add(db, "kills-workers", utc_now())
+    clock = AheadClock()  # moved past each lease instead of waiting for it to run out
     for n in range(2):  # two workers claimed it and died: their leases ran out
-        dying = worker(db, {KIND: handler}, name=f"dies-{n}", lease_s=0.05)
-        await eventually(dying.claim, what="the job to be claimable")
-        await asyncio.sleep(0.06)
-    survivor = worker(db, {KIND: handler}, max_failures=2)
-    assert await eventually(survivor.run_once, what="the lease to run out") == 1
+        dying = worker(db, {KIND: handler}, name=f"dies-{n}", lease_s=60, clock=clock)
+        [claimed] = await dying.claim()
+        clock.advance_past(claimed.lease_until)
+    survivor = worker(db, {KIND: handler}, max_failures=2, clock=clock)
+    assert await survivor.run_once() == 1
     row = await job(db, "kills-workers")
     assert row is not None and row.dead_at is not None and row.failures == 2
     assert row.last_error is not None and "lease ran out" in row.last_error
