@@ -1,5 +1,7 @@
 """STK push validation: Daraja's order, Daraja's codes and messages, and nothing recorded."""
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from pesagate.mpesa.protocol import stk_password
@@ -111,7 +113,10 @@ def test_wrong_password_is_wrong_credentials(sim):
 
 def test_password_must_embed_the_timestamp_sent(sim):
     body = push_body()
-    body["Timestamp"] = str(int(body["Timestamp"]) - 1)
+    # One second earlier as a real timestamp (subtracting 1 from the digits of 12:00:00 gives
+    # an invalid time, which Daraja rejects as a bad timestamp before checking the password).
+    sent = datetime.strptime(body["Timestamp"], "%Y%m%d%H%M%S")
+    body["Timestamp"] = (sent - timedelta(seconds=1)).strftime("%Y%m%d%H%M%S")
     response = sim.post("/mpesa/stkpush/v1/processrequest", body)
     assert_error(response, 500, "500.001.1001", "[MerchantValidate] - Wrong credentials")
 
