@@ -24,7 +24,7 @@ from pesagate.models import (
 )
 from pesagate.payments import repository, state
 from pesagate.payments.schemas import PaymentContext, StkPushRequest
-from pesagate.payments.service import create_invoice
+from pesagate.payments.service import NewInvoice, create_invoice
 from pesagate.services import create_merchant
 
 
@@ -46,6 +46,12 @@ class Books:
             return new.business.id, new.settlement_wallet, working
 
     async def invoice(self, business_pk: int, amount: int, tariff: str = "BUSINESS-PAYS") -> int:
+        return (await self.pushed(business_pk, amount, tariff)).id
+
+    async def pushed(
+        self, business_pk: int, amount: int, tariff: str = "BUSINESS-PAYS"
+    ) -> NewInvoice:
+        """A push's phase 1: the PENDING invoice as committed, before Daraja is called."""
         async with self.db.transaction() as session:
             business = await session.get(Business, business_pk)
             wallets = (
@@ -57,8 +63,7 @@ class Books:
                 {"phone_number": "254712345678", "amount": amount, "mobile_tarrif": tariff},
                 context,
             )
-            invoice = await create_invoice(session, self.settings, context, request)
-            return invoice.id
+            return await create_invoice(session, self.settings, context, request)
 
     async def complete(self, invoice_pk: int, receipt: str = "UKS1234567") -> bool:
         async with self.db.transaction() as session:

@@ -168,10 +168,10 @@ async def push_in_session(push: Pusher, grant: SessionGrant) -> Response:
         return _session_payment(push.settings, state, invoice_json(invoice), invoice.invoice_id)
 
     async def pay(held: Claim | None) -> payment_responses.SessionPayment:
-        invoice = await service.pay(
+        invoice_pk = await service.pay(
             push.db, push.daraja, push.settings, grant, push.body, held, push.prompts
         )
-        return await answer(invoice.id)
+        return await answer(invoice_pk)
 
     return _created(await push.gate.run(principal, pay, answer))
 

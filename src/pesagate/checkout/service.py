@@ -19,7 +19,7 @@ from pesagate.kit.money import CENTS_PER_UNIT
 from pesagate.merchants import service as merchants
 from pesagate.merchants.auth import Principal
 from pesagate.merchants.ratelimit import PromptLimiter
-from pesagate.models import CheckoutSession, Environment, Invoice, InvoiceState, KeyKind
+from pesagate.models import CheckoutSession, Environment, InvoiceState, KeyKind
 from pesagate.mpesa.client import DarajaClient
 from pesagate.payments import service as payments
 from pesagate.payments import sessions as invoices
@@ -181,10 +181,10 @@ async def pay(
     body: dict[str, Any],
     held: Claim | None,
     prompts: PromptLimiter | None,
-) -> Invoice:
-    """An STK push inside a session: payments' three phases, with the session's (and its
-    link's) rows locked in phase 1, so a session is paid at most once, one attempt runs at a
-    time, and a link's usage limit holds under concurrent payers."""
+) -> int:
+    """An STK push inside a session; its invoice's pk. Payments' three phases, with the
+    session's (and its link's) rows locked in phase 1, so a session is paid at most once, one
+    attempt runs at a time, and a link's usage limit holds under concurrent payers."""
     async with db.read() as session:
         checkout = await repository.session_by_pk(session, grant.checkout_pk)
     assert checkout is not None
@@ -199,7 +199,8 @@ async def pay(
         invoice = await payments.create_invoice(session, settings, context, request, origin)
         await idempotency.bind(session, held, invoice.id)
     result = await payments.send_push(daraja, settings, invoice, context.business.short_name)
-    return await payments.record_push_result(db, invoice.id, result)
+    await payments.record_push_result(db, invoice, result)
+    return invoice.id
 
 
 async def _refuse_settled(session: AsyncSession, checkout: CheckoutSession) -> None:

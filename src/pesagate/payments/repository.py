@@ -244,6 +244,49 @@ async def insert_invoice(session: AsyncSession, values: dict[str, Any]) -> int:
     return int(invoice_pk)
 
 
+# Phase 3's common case, built once: Daraja accepted the push and nothing has touched the
+# invoice since phase 1 committed it. Every change of an invoice (the ORM's and Core's)
+# writes a new `updated_at`, so phase 1's value still being there means exactly that.
+_PUSH_ACCEPTED = (
+    update(Invoice)
+    .where(
+        Invoice.id == bindparam("invoice_pk"),
+        Invoice.state == InvoiceState.PENDING,
+        Invoice.updated_at == bindparam("written_at"),
+    )
+    .values(
+        state=InvoiceState.PROCESSING,
+        checkout_request_id=bindparam("accepted_checkout_id"),
+        merchant_request_id=bindparam("accepted_merchant_id"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+async def mark_untouched_push_accepted(
+    session: AsyncSession,
+    invoice_pk: int,
+    written_at: datetime,
+    checkout_request_id: str,
+    merchant_request_id: str,
+    now: datetime,
+) -> bool:
+    """PENDING -> PROCESSING with Daraja's ids, if the invoice is still as phase 1 wrote it
+    at `written_at`; False (and no change) if anything came first (a callback, a query)."""
+    connection = await session.connection()
+    result = await connection.execute(
+        _PUSH_ACCEPTED,
+        {
+            "invoice_pk": invoice_pk,
+            "written_at": written_at,
+            "accepted_checkout_id": checkout_request_id,
+            "accepted_merchant_id": merchant_request_id,
+            "now": now,
+        },
+    )
+    return result.rowcount == 1
+
+
 # ---------------------------------------------------------------- the paying business
 
 

@@ -7,7 +7,7 @@ Daraja outside any transaction; (3) commit what Daraja answered. A crash after (
 PENDING invoice that reconciliation resolves; nothing is ever pushed twice.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -68,7 +68,7 @@ async def collect(
     model: type[StkPushRequest],
     held: Claim | None = None,
     prompts: PromptLimiter | None = None,
-) -> Invoice:
+) -> Invoice | InvoiceView:
     """Validate, count the prompt against its limits, then run the three phases. Invalid or
     throttled requests store nothing. An Idempotency-Key is bound to the invoice in phase 1,
     so a retry can never push again."""
@@ -83,7 +83,7 @@ async def collect(
     # Phase 2, outside any transaction.
     result = await send_push(daraja, settings, invoice, context.business.short_name)
     # Phase 3, a transaction of its own.
-    return await record_push_result(db, invoice.id, result)
+    return await record_push_result(db, invoice, result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,7 @@ class NewInvoice:
     """Phase 1's invoice: its id, what phase 2 sends to Daraja, and what it is rendered as."""
 
     id: int
+    business_pk: int
     callback_token: str
     view: InvoiceView
 
@@ -163,7 +164,7 @@ async def create_invoice(
         first_query_at,
         {"invoice_pk": invoice_pk},
     )
-    return NewInvoice(invoice_pk, token, view)
+    return NewInvoice(invoice_pk, business.id, token, view)
 
 
 async def send_push(
@@ -188,27 +189,54 @@ async def send_push(
     return result
 
 
-async def record_push_result(db: Database, invoice_pk: int, result: PushResult) -> Invoice:
+async def record_push_result(
+    db: Database, invoice: NewInvoice, result: PushResult
+) -> Invoice | InvoiceView:
     """Phase 3: store what Daraja answered, under the invoice's lock. A callback may already
     have decided the invoice (it can beat the push response): then only the ids are kept."""
     async with db.transaction() as session:
-        invoice = await repository.lock_invoice(session, id=invoice_pk)
-        assert invoice is not None
+        if isinstance(result, PushAccepted):
+            # The common case, without loading the row: nothing came first.
+            accepted = await _accept_untouched(session, invoice, result)
+            if accepted is not None:
+                return accepted
+        locked = await repository.lock_invoice(session, id=invoice.id)
+        assert locked is not None
         match result:
             case PushAccepted():
-                _keep_push_ids(invoice, result)
-                await state.mark_processing(session, invoice)
+                _keep_push_ids(locked, result)
+                await state.mark_processing(session, locked)
             case PushRejected():
-                invoice.push_error = result.raw
-                await state.fail(session, invoice, result.error_code, result.error_message)
+                locked.push_error = result.raw
+                await state.fail(session, locked, result.error_code, result.error_message)
             case PushNotSent():
-                invoice.push_error = result.reason
-                await state.fail(session, invoice, "PUSH_NOT_SENT", result.reason)
+                locked.push_error = result.reason
+                await state.fail(session, locked, "PUSH_NOT_SENT", result.reason)
             case PushUnknown():
                 # The outcome is unknown: the invoice stays PENDING for its callback or for
                 # reconciliation. Pushing again could charge the customer twice.
-                invoice.push_error = result.reason
-    return invoice
+                locked.push_error = result.reason
+    return locked
+
+
+async def _accept_untouched(
+    session: AsyncSession, invoice: NewInvoice, result: PushAccepted
+) -> InvoiceView | None:
+    """What `state.mark_processing` does for an invoice still as phase 1 wrote it, in one
+    UPDATE; None if something changed it since (the locked path then decides)."""
+    now = utc_now()
+    if not await repository.mark_untouched_push_accepted(
+        session,
+        invoice.id,
+        invoice.view.updated_at,
+        result.checkout_request_id,
+        result.merchant_request_id,
+        now,
+    ):
+        return None
+    view = replace(invoice.view, state=InvoiceState.PROCESSING, updated_at=now)
+    await state.announce(session, invoice.business_pk, invoice.id, view)
+    return view
 
 
 def _keep_push_ids(invoice: Invoice, result: PushAccepted) -> None:

@@ -7,6 +7,7 @@ from pesagate.kit.clock import utc_now
 from pesagate.ledger.postings import post_collection
 from pesagate.models import Invoice, InvoiceState
 from pesagate.payments.events import collection_event
+from pesagate.payments.views import InvoiceView
 from pesagate.worker.jobs import cancel
 
 PENDING, PROCESSING, COMPLETE, FAILED = (
@@ -76,7 +77,13 @@ async def fail(session: AsyncSession, invoice: Invoice, code: str, reason: str) 
 
 
 async def _changed(session: AsyncSession, invoice: Invoice) -> None:
-    """Every state change is announced, in its own transaction (the webhook outbox)."""
     invoice.updated_at = utc_now()
-    await collection_event(session, invoice.business_id, invoice.id, invoice)
+    await announce(session, invoice.business_id, invoice.id, invoice)
+
+
+async def announce(
+    session: AsyncSession, business_pk: int, invoice_pk: int, invoice: Invoice | InvoiceView
+) -> None:
+    """Every state change is announced, in its own transaction (the webhook outbox)."""
+    await collection_event(session, business_pk, invoice_pk, invoice)
     metrics.INVOICE_TRANSITIONS.labels(invoice.state).inc()

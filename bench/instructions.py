@@ -1,0 +1,104 @@
+"""Instructions per call of a hot path's database work, counted by callgrind.
+
+    python -m bench.instructions push      # payment context, phase 1 and phase 3 of a push
+    python -m bench.instructions status    # the status read
+
+Wall-clock and even CPU-time figures on this shared machine move by 15-30% between runs of
+the same code; callgrind counts instructions, which repeat to within a fraction of a percent.
+The scenario runs in-process on a fresh SQLite database (no HTTP, no Daraja: the push's answer
+is a constant), twice under `valgrind --tool=callgrind`, with a few and with many calls. The
+difference of the two totals divided by the difference of the counts is the cost of one call,
+with start-up and warm-up cancelled out. Needs valgrind (apt-get install valgrind).
+"""
+
+import argparse
+import asyncio
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+FEW, MANY = 30, 130
+
+
+async def run(scenario: str, count: int, workdir: Path) -> None:
+    from bench.harness import prepare
+    from pesagate.config import Settings
+    from pesagate.db import Database
+    from pesagate.kit.api import validate_body
+    from pesagate.kit.runtime import tune_gc
+    from pesagate.mpesa.results import PushAccepted
+    from pesagate.payments import service
+    from pesagate.payments.schemas import StkPushRequest
+
+    url = f"sqlite+aiosqlite:///{workdir / 'instructions.db'}"
+    merchant = await prepare(url)
+    settings = Settings(database_url=url)
+    db = Database(url)
+    tune_gc()
+    body = {"phone_number": "254712345678", "amount": 100}
+
+    async def push(number: int, answer: bool) -> str:
+        context = await service.payment_context(db, merchant.business_pk)
+        request = validate_body(StkPushRequest, body, context)
+        async with db.transaction() as session:
+            new = await service.create_invoice(session, settings, context, request)
+        if answer:
+            accepted = PushAccepted(f"m-{number}", f"ws_CO_{number}", "{}")
+            await service.record_push_result(db, new, accepted)
+        return new.view.invoice_id
+
+    # Ten calls more than counted warm up (statement caches, first connections).
+    if scenario == "push":
+        for number in range(count + 10):
+            await push(number, answer=True)
+    else:  # the same invoices in both runs; only the reads differ in number
+        invoice_ids = [await push(number, answer=False) for number in range(MANY + 10)]
+        for invoice_id in invoice_ids[: count + 10]:
+            await service.find_invoice(db, merchant.business_pk, invoice_id)
+    await db.dispose()
+
+
+def instructions(scenario: str, count: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="pesagate-instructions-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                "-m",
+                "bench.instructions",
+                scenario,
+                "--inside",
+                str(count),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        totals = re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)
+        assert totals is not None
+        return int(totals.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario", choices=("push", "status"))
+    parser.add_argument("--inside", type=int, help=argparse.SUPPRESS)  # the measured child
+    args = parser.parse_args()
+    if args.inside is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(run(args.scenario, args.inside, Path(tmp)))
+        return
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is needed: apt-get install valgrind")
+    few, many = instructions(args.scenario, FEW), instructions(args.scenario, MANY)
+    per_call = (many - few) / (MANY - FEW)
+    print(f"{args.scenario}: {per_call / 1e6:.2f} M instructions per call")
+
+
+if __name__ == "__main__":
+    main()
