@@ -2,6 +2,7 @@
 
     python -m bench.instructions push      # payment context, phase 1 and phase 3 of a push
     python -m bench.instructions status    # the status read
+    python -m bench.instructions context   # the business and wallets a push is checked against
 
 Wall-clock and even CPU-time figures on this shared machine move by 15-30% between runs of
 the same code; callgrind counts instructions, which repeat to within a fraction of a percent.
@@ -54,6 +55,9 @@ async def run(scenario: str, count: int, workdir: Path) -> None:
     if scenario == "push":
         for number in range(count + 10):
             await push(number, answer=True)
+    elif scenario == "context":
+        for _ in range(count + 10):
+            await service.payment_context(db, merchant.business_pk)
     else:  # the same invoices in both runs; only the reads differ in number
         invoice_ids = [await push(number, answer=False) for number in range(MANY + 10)]
         for invoice_id in invoice_ids[: count + 10]:
@@ -86,7 +90,7 @@ def instructions(scenario: str, count: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=("push", "status"))
+    parser.add_argument("scenario", choices=("push", "status", "context"))
     parser.add_argument("--inside", type=int, help=argparse.SUPPRESS)  # the measured child
     args = parser.parse_args()
     if args.inside is not None:

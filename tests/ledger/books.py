@@ -14,7 +14,6 @@ from pesagate.ledger.service import findings
 from pesagate.ledger.transfers import transfer
 from pesagate.ledger.wallets import open_wallet
 from pesagate.models import (
-    Business,
     Environment,
     Invoice,
     LedgerEntry,
@@ -23,8 +22,8 @@ from pesagate.models import (
     WalletType,
 )
 from pesagate.payments import repository, state
-from pesagate.payments.schemas import PaymentContext, StkPushRequest
-from pesagate.payments.service import NewInvoice, create_invoice
+from pesagate.payments.schemas import StkPushRequest
+from pesagate.payments.service import NewInvoice, create_invoice, payment_context
 from pesagate.services import create_merchant
 
 
@@ -52,12 +51,8 @@ class Books:
         self, business_pk: int, amount: int, tariff: str = "BUSINESS-PAYS"
     ) -> NewInvoice:
         """A push's phase 1: the PENDING invoice as committed, before Daraja is called."""
+        context = await payment_context(self.db, business_pk)
         async with self.db.transaction() as session:
-            business = await session.get(Business, business_pk)
-            wallets = (
-                await session.scalars(select(Wallet).where(Wallet.business_id == business_pk))
-            ).all()
-            context = PaymentContext(business, {w.wallet_id: w for w in wallets})
             request = validate_body(
                 StkPushRequest,
                 {"phone_number": "254712345678", "amount": amount, "mobile_tarrif": tariff},

@@ -19,6 +19,7 @@ from pesagate.kit.money import CENTS_PER_UNIT
 from pesagate.merchants import service as merchants
 from pesagate.merchants.auth import Principal
 from pesagate.merchants.ratelimit import PromptLimiter
+from pesagate.merchants.views import BusinessTerms
 from pesagate.models import CheckoutSession, Environment, InvoiceState, KeyKind
 from pesagate.mpesa.client import DarajaClient
 from pesagate.payments import service as payments
@@ -105,6 +106,7 @@ def new_session(
 async def _state(
     session: AnySession, checkout: CheckoutSession, context: PaymentContext | None = None
 ) -> SessionState:
+    business: BusinessTerms
     if context is not None:
         business = context.business
     else:

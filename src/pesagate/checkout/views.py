@@ -7,7 +7,8 @@ from pesagate.config import Settings
 from pesagate.kit.clock import rfc3339_ms
 from pesagate.kit.money import CENTS_PER_UNIT, format_minor
 from pesagate.merchants.fees import effective_tariff
-from pesagate.models import Business, CheckoutSession, Invoice, InvoiceState, PaymentLink, Tariff
+from pesagate.merchants.views import BusinessTerms
+from pesagate.models import CheckoutSession, Invoice, InvoiceState, PaymentLink, Tariff
 from pesagate.payments.responses import PaymentLinkSummary
 from pesagate.payments.views import invoice_json
 
@@ -17,7 +18,7 @@ class SessionState:
     """A checkout session with its business and its invoices (newest first)."""
 
     checkout: CheckoutSession
-    business: Business
+    business: BusinessTerms
     invoices: list[Invoice] = field(default_factory=list)
     link: PaymentLink | None = None
 

@@ -2,6 +2,7 @@
 callers pass their session (the transaction is theirs). Reads are scoped to one business:
 another business's ids do not exist."""
 
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import (
@@ -16,11 +17,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pesagate.db import AnySession, insert_ignoring
 from pesagate.kit.clock import utc_now
 from pesagate.kit.pagination import Page
+from pesagate.ledger.wallet_view import WalletView
 from pesagate.models import (
     AccountKind,
     Business,
@@ -60,8 +62,17 @@ async def wallets_page(
     return count, [(row[0], row[1]) for row in rows]
 
 
-async def wallet_rows(session: AsyncSession, business_pk: int) -> list[Wallet]:
-    return list(await session.scalars(select(Wallet).where(Wallet.business_id == business_pk)))
+# Built once: every push reads the business's wallets.
+_WALLET_VIEWS = (
+    select(*(Wallet.__table__.c[field.name] for field in fields(WalletView)))
+    .where(Wallet.business_id == bindparam("business_pk"))
+    .order_by(Wallet.id)
+)
+
+
+async def wallet_views(connection: AsyncConnection, business_pk: int) -> list[WalletView]:
+    rows = await connection.execute(_WALLET_VIEWS, {"business_pk": business_pk})
+    return [WalletView(*row) for row in rows]
 
 
 async def wallets_of(session: AsyncSession, business_pk: int) -> list[tuple[Wallet, LedgerAccount]]:

@@ -1,20 +1,21 @@
 """Wallets: the one place a wallet row and its ledger account are created."""
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pesagate.errors import ValidationFailed
 from pesagate.kit import ids
 from pesagate.ledger import repository
 from pesagate.ledger.postings import open_wallet_account
+from pesagate.ledger.wallet_view import WalletView
 from pesagate.models import LedgerAccount, Wallet, WalletType
 
 SETTLEMENT_LABEL = "SETTLEMENT"
 SETTLEMENT_CURRENCY = "KES"
 
 
-async def wallets_of(session: AsyncSession, business_pk: int) -> list[Wallet]:
+async def wallets_of(connection: AsyncConnection, business_pk: int) -> list[WalletView]:
     """The business's wallets (without balances): what a payment may be credited to."""
-    return await repository.wallet_rows(session, business_pk)
+    return await repository.wallet_views(connection, business_pk)
 
 
 async def open_wallet(

@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 
 from pesagate.kit.money import CENTS_PER_UNIT, ceil_to_whole_unit, fee_minor
-from pesagate.models import Business, Tariff
+from pesagate.merchants.views import BusinessTerms
+from pesagate.models import Tariff
 
 MPESA_MAX_MINOR = 250_000 * CENTS_PER_UNIT  # M-Pesa's per-transaction cap
 
@@ -17,7 +18,7 @@ class Quote:
     tariff: Tariff
 
 
-def quote(amount_units: int, tariff: Tariff, business: Business) -> Quote:
+def quote(amount_units: int, tariff: Tariff, business: BusinessTerms) -> Quote:
     amount = amount_units * CENTS_PER_UNIT
     fee = fee_minor(amount, business.fee_rate_ppm, business.fee_min_minor)
     if tariff is Tariff.BUSINESS_PAYS:
@@ -28,11 +29,11 @@ def quote(amount_units: int, tariff: Tariff, business: Business) -> Quote:
     return Quote(amount, value, value - amount, amount, tariff)
 
 
-def effective_tariff(requested: Tariff | None, business: Business) -> Tariff:
+def effective_tariff(requested: Tariff | None, business: BusinessTerms) -> Tariff:
     return requested or business.default_tariff or Tariff.BUSINESS_PAYS
 
 
-def amount_error(priced: Quote, business: Business) -> str | None:
+def amount_error(priced: Quote, business: BusinessTerms) -> str | None:
     """Why this payment cannot be taken, else None (SPEC section 2). Both the merchant's amount
     and what the customer is prompted for (more, under CUSTOMER-PAYS) lie within the business's
     limits and M-Pesa's cap; and the fee stays below the amount, or the payment would earn the
@@ -49,12 +50,12 @@ def amount_error(priced: Quote, business: Business) -> str | None:
     return None
 
 
-def smallest_amount_minor(business: Business) -> int:
+def smallest_amount_minor(business: BusinessTerms) -> int:
     """The least amount a payment can have: amounts are whole shillings, at least one."""
     return ceil_to_whole_unit(max(business.min_amount_minor, CENTS_PER_UNIT))
 
 
-def settings_error(business: Business) -> str | None:
+def settings_error(business: BusinessTerms) -> str | None:
     """Why these payment settings cannot be kept, else None.
 
     The fee must be below every amount the limits allow. It is enough to look at the smallest:

@@ -1,16 +1,30 @@
 """The merchants' tables: businesses and their API keys. Every statement on them is here;
 callers pass their session (the transaction is theirs)."""
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from dataclasses import fields
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pesagate.db import AnySession
 from pesagate.kit.clock import utc_now
+from pesagate.merchants.views import BusinessView
 from pesagate.models import ApiKey, Business, Environment
 
 
 async def business(session: AsyncSession | AnySession, business_pk: int) -> Business | None:
     return await session.get(Business, business_pk)
+
+
+_BUSINESS_VIEW = select(
+    *(Business.__table__.c[field.name] for field in fields(BusinessView))
+).where(Business.id == bindparam("business_pk"))
+
+
+async def business_view(connection: AsyncConnection, business_pk: int) -> BusinessView | None:
+    """The business row without an ORM instance (built once: every push reads it)."""
+    row = (await connection.execute(_BUSINESS_VIEW, {"business_pk": business_pk})).first()
+    return None if row is None else BusinessView(*row)
 
 
 async def business_by_reference(session: AsyncSession, reference: str) -> Business | None:

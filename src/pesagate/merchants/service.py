@@ -6,7 +6,7 @@ A new merchant also gets a settlement wallet: the ledger opens it, in the compos
 import re
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pesagate.db import AnySession, Database
 from pesagate.errors import NotFound
@@ -15,6 +15,7 @@ from pesagate.kit.text import check_plain_text
 from pesagate.merchants import repository
 from pesagate.merchants.fees import settings_error
 from pesagate.merchants.keys import KeyPair, display_prefix, new_key_pair, secret_lookup
+from pesagate.merchants.views import BusinessView
 from pesagate.models import ApiKey, Business, Environment, KeyKind, Tariff
 
 SHORT_NAME_MAX = 13  # Daraja's TransactionDesc limit
@@ -82,6 +83,14 @@ async def rotate_keys(
 async def business(session: AsyncSession, business_pk: int) -> Business:
     """The caller's business (its pk comes from an authenticated key)."""
     found = await repository.business(session, business_pk)
+    if found is None:
+        raise NotFound("Business not found.")
+    return found
+
+
+async def business_view(connection: AsyncConnection, business_pk: int) -> BusinessView:
+    """The caller's business as a read-only view (one Core statement)."""
+    found = await repository.business_view(connection, business_pk)
     if found is None:
         raise NotFound("Business not found.")
     return found

@@ -14,8 +14,10 @@ from pesagate.errors import NotFound
 from pesagate.kit.money import AmountError, parse_amount_to_whole_units
 from pesagate.kit.phones import to_safaricom_msisdn
 from pesagate.kit.text import check_plain_text
+from pesagate.ledger.wallet_view import WalletView
 from pesagate.merchants.fees import amount_error, effective_tariff, quote
-from pesagate.models import Business, Tariff, Wallet, WalletType
+from pesagate.merchants.views import BusinessView
+from pesagate.models import Tariff, WalletType
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 API_REF_DEFAULT = "MPesa Express"
@@ -25,16 +27,16 @@ API_REF_DEFAULT = "MPesa Express"
 class PaymentContext:
     """What validation needs to know about the caller."""
 
-    business: Business
-    wallets: dict[str, Wallet]  # the business's wallets by public wallet_id
+    business: BusinessView
+    wallets: dict[str, WalletView]  # the business's wallets by public wallet_id
 
-    def settlement(self) -> Wallet:
+    def settlement(self) -> WalletView:
         for wallet in self.wallets.values():
             if wallet.wallet_type == WalletType.SETTLEMENT and wallet.currency == "KES":
                 return wallet
         raise NotFound("The business has no KES settlement wallet.")
 
-    def wallet_to_credit(self, wallet_id: str | None) -> Wallet:
+    def wallet_to_credit(self, wallet_id: str | None) -> WalletView:
         """The wallet a request named (validated: one of these), else the KES settlement
         wallet, which every business must have."""
         settlement = self.settlement()

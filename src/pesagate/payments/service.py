@@ -256,10 +256,11 @@ def _keep_push_ids(invoice: Invoice, result: PushAccepted) -> None:
 
 
 async def payment_context(db: Database, business_pk: int) -> PaymentContext:
-    """The paying business and its wallets, which validation checks requests against."""
-    async with db.read() as session:
-        business = await merchants.business(session, business_pk)
-        wallets = await wallets_of(session, business_pk)
+    """The paying business and its wallets, which validation checks requests against: read
+    with Core on one connection (every push reads them)."""
+    async with db.read_one() as connection:
+        business = await merchants.business_view(connection, business_pk)
+        wallets = await wallets_of(connection, business_pk)
     return PaymentContext(business, {wallet.wallet_id: wallet for wallet in wallets})
 
 
