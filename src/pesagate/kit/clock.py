@@ -15,5 +15,5 @@ def nairobi_now() -> datetime:
 
 def rfc3339_ms(moment: datetime) -> str:
     """`2026-11-28T08:23:11.042Z`: the API's timestamp format (UTC, milliseconds, Z)."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat is C code, ~2x faster than strftime; every rendered row has two of these.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
