@@ -11,7 +11,6 @@ interleaved (push, status, callback, push, ...); the median of each path is prin
 """
 
 import argparse
-import asyncio
 import os
 import statistics
 import tempfile
@@ -23,12 +22,10 @@ from bench.harness import (
     drop_database,
     free_port,
     fresh_database,
-    prepare,
-    seed_invoices,
+    seed_for_paths,
     wrk,
 )
 from bench.run import CONNECTIONS, SETTLE_S, Bench
-from pesagate.models import InvoiceState
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 SCRIPTS = {"push": "stk_push.lua", "status": "status.lua", "callback": "callback.lua"}
@@ -60,15 +57,7 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         try:
-            merchant = asyncio.run(prepare(db_url))
-            env = {"BENCH_SECRET_KEY": merchant.secret_key}
-            rows = asyncio.run(
-                seed_invoices(db_url, merchant, 40_000, InvoiceState.PROCESSING, url)
-            )
-            env["BENCH_INVOICE_IDS"] = ",".join(row[0] for row in rows[:500])
-            callbacks = Path(tmp) / "callbacks.txt"
-            callbacks.write_text("".join(f"{t} {c} {p} 100.00\n" for _, t, c, p in rows[500:]))
-            env["BENCH_CALLBACKS_FILE"] = str(callbacks)
+            env = seed_for_paths(db_url, Path(tmp), url, 40_000)
             costs: dict[str, list[tuple[float, float, float]]] = {path: [] for path in paths}
             refused = 0
             # Each callback round starts past every callback sent before (in flight included).

@@ -326,3 +326,18 @@ async def count_states(url: str) -> dict[str, int]:
             return {state: count for state, count in rows}
     finally:
         await db.dispose()
+
+
+def seed_for_paths(db_url: str, workdir: Path, url: str, invoices: int) -> dict[str, str]:
+    """A merchant and `invoices` PROCESSING invoices; the environment of the push, status and
+    callback wrk scripts: the secret key, the first 500 invoice ids to read, and one success
+    callback for each of the other invoices."""
+    merchant = asyncio.run(prepare(db_url))
+    rows = asyncio.run(seed_invoices(db_url, merchant, invoices, InvoiceState.PROCESSING, url))
+    callbacks = workdir / "callbacks.txt"
+    callbacks.write_text("".join(f"{t} {c} {p} 100.00\n" for _, t, c, p in rows[500:]))
+    return {
+        "BENCH_SECRET_KEY": merchant.secret_key,
+        "BENCH_INVOICE_IDS": ",".join(row[0] for row in rows[:500]),
+        "BENCH_CALLBACKS_FILE": str(callbacks),
+    }

@@ -9,7 +9,6 @@ it). py-spy is not a project dependency: `pip install py-spy`.
 """
 
 import argparse
-import asyncio
 import shutil
 import subprocess
 import sys
@@ -23,12 +22,10 @@ from bench.harness import (
     drop_database,
     free_port,
     fresh_database,
-    prepare,
-    seed_invoices,
+    seed_for_paths,
     wrk,
 )
 from bench.run import CONNECTIONS, Bench
-from pesagate.models import InvoiceState
 
 
 def main() -> None:
@@ -48,16 +45,8 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         try:
-            merchant = asyncio.run(prepare(db_url))
-            env = {"BENCH_SECRET_KEY": merchant.secret_key, "BENCH_PHONE_BASE": "30"}
-            rows = asyncio.run(
-                seed_invoices(db_url, merchant, 20_000, InvoiceState.PROCESSING, url)
-            )
+            env = seed_for_paths(db_url, Path(tmp), url, 20_000) | {"BENCH_PHONE_BASE": "30"}
             script = {"status": "status.lua", "push": "stk_push.lua", "callback": "callback.lua"}
-            env["BENCH_INVOICE_IDS"] = ",".join(row[0] for row in rows[:500])
-            callbacks = Path(tmp) / "callbacks.txt"
-            callbacks.write_text("".join(f"{t} {c} {p} 100.00\n" for _, t, c, p in rows))
-            env["BENCH_CALLBACKS_FILE"] = str(callbacks)
             with bench.simulator(), bench.gateway(db_url, 1, port) as gateway:
                 bench.sim_faults(lost_callback=1.0)
                 recorder = threading.Thread(
