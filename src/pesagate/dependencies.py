@@ -2,7 +2,13 @@
 
 Every dependency is `async def`, even the trivial ones: FastAPI runs a plain `def` dependency
 in its thread pool, a thread hop per dependency per request (status went from ~600 to ~670
-requests/s in one process when they became async)."""
+requests/s in one process when they became async).
+
+Every dependency node also costs ~55,000 instructions per request to solve (FastAPI 0.165,
+`python -m bench.instructions status-app`), even one that only returns `app.state.db`. So
+dependencies take the app's collaborators with `app_db` / `app_settings`, never as
+sub-dependencies, and the hot routes (push, status, Daraja's callbacks) declare none: their
+first line authenticates the caller, then they take what they need from the app."""
 
 from typing import Annotated, Any
 
@@ -15,14 +21,22 @@ from pesagate.errors import BadRequest, UnsupportedMediaType, ValidationFailed
 from pesagate.kit.pagination import Page, parse_page
 
 
-async def get_db(request: Request) -> Database:
+def app_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-async def get_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def get_db(request: Request) -> Database:
+    return app_db(request)
+
+
+async def get_settings(request: Request) -> Settings:
+    return app_settings(request)
 
 
 _PARSED_BODY = "pesagate.json_body"

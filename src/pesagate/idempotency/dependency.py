@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from starlette.responses import Response
 
 from pesagate.db import Database
-from pesagate.dependencies import DbDep, SettingsDep
+from pesagate.dependencies import app_db, app_settings
 from pesagate.idempotency import service
 from pesagate.merchants.auth import Principal
 
@@ -49,8 +49,15 @@ def _render(answer: service.Answer) -> Response:
     )
 
 
-async def idempotency_gate(request: Request, db: DbDep, settings: SettingsDep) -> IdempotencyGate:
-    return IdempotencyGate(request, db, settings.idempotency_ttl_s, settings.idempotency_lock_s)
+async def idempotency_gate(request: Request) -> IdempotencyGate:
+    return gate_for(request)
+
+
+def gate_for(request: Request) -> IdempotencyGate:
+    settings = app_settings(request)
+    return IdempotencyGate(
+        request, app_db(request), settings.idempotency_ttl_s, settings.idempotency_lock_s
+    )
 
 
 Idempotent = Annotated[IdempotencyGate, Depends(idempotency_gate)]

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 
 from pesagate.config import Settings
 from pesagate.db import Database
-from pesagate.dependencies import DbDep, SettingsDep, get_json_body
+from pesagate.dependencies import app_db, app_settings, get_json_body
 from pesagate.errors import AuthenticationFailed, NotAuthenticated, PermissionDenied
 from pesagate.merchants import service
 from pesagate.merchants.keys import parse_key, secret_lookup
@@ -127,21 +127,21 @@ async def _limited(request: Request, principal: Principal) -> Principal:
     return principal
 
 
-async def secret_key_auth(request: Request, db: DbDep, settings: SettingsDep) -> Principal:
+async def secret_key_auth(request: Request) -> Principal:
     """Endpoints that need the secret key (always in the Authorization header): a valid public
     key alone is a 403."""
-    env = Environment(settings.env)
-    principal = await _authenticate(request, db, env, body_key_allowed=False)
+    env = Environment(app_settings(request).env)
+    principal = await _authenticate(request, app_db(request), env, body_key_allowed=False)
     if principal.via is not KeyKind.SECRET:
         raise PermissionDenied()
     return await _limited(request, principal)
 
 
-async def any_key_auth(request: Request, db: DbDep, settings: SettingsDep) -> Principal:
+async def any_key_auth(request: Request) -> Principal:
     """Endpoints open to client-side callers: the secret key, or the public key (in its header
     or the body's `public_key`)."""
-    env = Environment(settings.env)
-    principal = await _authenticate(request, db, env, body_key_allowed=True)
+    env = Environment(app_settings(request).env)
+    principal = await _authenticate(request, app_db(request), env, body_key_allowed=True)
     return await _limited(request, principal)
 
 
@@ -170,11 +170,11 @@ class SecretKeyRefused(PermissionDenied):
     )
 
 
-async def public_key_auth(request: Request, db: DbDep, settings: SettingsDep) -> Principal:
+async def public_key_auth(request: Request) -> Principal:
     """Endpoints made for browsers (checkout sessions): the public key only; a secret key is
     refused, so that a merchant who put it in a page learns at once."""
-    env = Environment(settings.env)
-    principal = await _authenticate(request, db, env, body_key_allowed=True)
+    env = Environment(app_settings(request).env)
+    principal = await _authenticate(request, app_db(request), env, body_key_allowed=True)
     if principal.via is not KeyKind.PUBLIC:
         raise SecretKeyRefused()
     return await _limited(request, principal)

@@ -10,7 +10,7 @@ addresses."""
 from fastapi import APIRouter, Request
 
 from pesagate import metrics
-from pesagate.dependencies import DbDep, SettingsDep
+from pesagate.dependencies import DbDep, SettingsDep, app_db, app_settings
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.merchants.ratelimit import RateLimiter, allowance
 from pesagate.models import CallbackOutcome
@@ -33,9 +33,8 @@ ACCEPTED: CallbackAccepted = {"ResultCode": 0, "ResultDesc": "Accepted"}
     summary="Daraja STK result callback",
     responses={200: {"model": CallbackAccepted}},
 )
-async def stk_callback(
-    token: str, request: Request, db: DbDep, settings: SettingsDep
-) -> JSONBytesResponse:
+async def stk_callback(token: str, request: Request) -> JSONBytesResponse:
+    db, settings = app_db(request), app_settings(request)
     source_ip = request.client.host if request.client else None
     policy = CallbackPolicy(
         settings.callback_networks,

@@ -7,16 +7,23 @@ reference docs are served too.
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from pesagate.config import Settings
 from pesagate.db import Database
-from pesagate.dependencies import DbDep, JsonBody, PageDep, SettingsDep, get_json_body
+from pesagate.dependencies import (
+    DbDep,
+    JsonBody,
+    PageDep,
+    app_db,
+    app_settings,
+    get_json_body,
+)
 from pesagate.errors import PermissionDenied, ValidationFailed
-from pesagate.idempotency.dependency import IdempotencyGate, Idempotent
+from pesagate.idempotency.dependency import IdempotencyGate, gate_for
 from pesagate.idempotency.service import Claim
 from pesagate.kit.api import body_schema, routes_on, validate_body
 from pesagate.kit.jsonutil import JSONBytesResponse
@@ -28,6 +35,7 @@ from pesagate.merchants.auth import (
     Principal,
     SecretKeyAuth,
     any_key_auth,
+    secret_key_auth,
 )
 from pesagate.merchants.ratelimit import PromptLimiter
 from pesagate.models import InvoiceState, KeyKind
@@ -38,14 +46,6 @@ from pesagate.payments.sessions import GrantSession, RenderLink, SessionGrant
 from pesagate.payments.views import invoice_json, session_json, status_json
 
 router = APIRouter(prefix="/api/v1", tags=["Payments"])
-
-
-async def get_daraja(request: Request) -> DarajaClient:
-    daraja: DarajaClient = request.app.state.services.daraja
-    return daraja
-
-
-DarajaDep = Annotated[DarajaClient, Depends(get_daraja)]
 
 
 routes = routes_on(router)
@@ -84,19 +84,17 @@ class Pusher:
         return await self.gate.run(principal, push, resume)
 
 
-async def get_pusher(
-    request: Request,
-    body: JsonBody,
-    db: DbDep,
-    settings: SettingsDep,
-    daraja: DarajaDep,
-    gate: Idempotent,
-) -> Pusher:
-    prompts: PromptLimiter = request.app.state.services.prompt_limiter
-    return Pusher(body, db, settings, daraja, gate, prompts)
-
-
-PusherDep = Annotated[Pusher, Depends(get_pusher)]
+async def pusher_for(request: Request) -> Pusher:
+    services = request.app.state.services
+    body = await get_json_body(request)
+    return Pusher(
+        body,
+        app_db(request),
+        app_settings(request),
+        services.daraja,
+        gate_for(request),
+        services.prompt_limiter,
+    )
 
 
 @routes(
@@ -107,7 +105,9 @@ PusherDep = Annotated[Pusher, Depends(get_pusher)]
     summary="Send an M-Pesa STK push (secret key)",
     openapi_extra=body_schema(schemas.StkPushRequest, idempotent=True),
 )
-async def stk_push(principal: SecretKeyAuth, push: PusherDep) -> Response:
+async def stk_push(request: Request) -> Response:
+    principal = await secret_key_auth(request)
+    push = await pusher_for(request)
     return await push(principal, schemas.StkPushRequest)
 
 
@@ -129,20 +129,17 @@ def _names_a_key(request: Request) -> bool:
     return "authorization" in headers or any(headers.get(h) for h in PUBLIC_KEY_HEADERS)
 
 
-async def get_caller(request: Request, db: DbDep, settings: SettingsDep) -> Caller:
+async def get_caller(request: Request) -> Caller:
     """A key named in a header is checked before the body is read (as everywhere); a body
     naming a checkout session is checked by the session's signature (checkout's hook)."""
-    principal = await any_key_auth(request, db, settings) if _names_a_key(request) else None
+    principal = await any_key_auth(request) if _names_a_key(request) else None
     body = await get_json_body(request)
     if body.get("checkout_id") is not None:
         grant_session: GrantSession = request.app.state.services.grant_session
-        return Caller(principal, await grant_session(db, settings, body))
+        return Caller(principal, await grant_session(app_db(request), app_settings(request), body))
     if principal is None:
-        principal = await any_key_auth(request, db, settings)
+        principal = await any_key_auth(request)
     return Caller(principal, None)
-
-
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 @routes(
@@ -155,7 +152,9 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
     openapi_extra=body_schema(schemas.CollectRequest, idempotent=True),
     responses={201: {"model": responses.SessionPayment}},
 )
-async def collect(request: Request, caller: CallerDep, push: PusherDep) -> Response:
+async def collect(request: Request) -> Response:
+    caller = await get_caller(request)
+    push = await pusher_for(request)
     if caller.grant is not None:
         push_in_session: PushInSession = request.app.state.services.push_in_session
         return await push_in_session(push, caller.grant)
@@ -172,10 +171,10 @@ async def collect(request: Request, caller: CallerDep, push: PusherDep) -> Respo
     "data; checkout_id + signature: invoices of that session)",
     openapi_extra=body_schema(schemas.StatusRequest),
 )
-async def payment_status(
-    request: Request, caller: CallerDep, body: JsonBody, db: DbDep, settings: SettingsDep
-) -> Response:
-    wanted = validate_body(schemas.StatusRequest, body)
+async def payment_status(request: Request) -> Response:
+    caller = await get_caller(request)
+    db, settings = app_db(request), app_settings(request)
+    wanted = validate_body(schemas.StatusRequest, await get_json_body(request))
     if caller.grant is not None:
         invoice = await service.find_invoice(db, caller.grant.business_pk, wanted.invoice_id)
         if invoice.checkout_session_id != caller.grant.checkout_pk:
