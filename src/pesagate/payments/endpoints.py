@@ -51,6 +51,38 @@ router = APIRouter(prefix="/api/v1", tags=["Payments"])
 routes = routes_on(router)
 
 
+# Status first: Starlette tries routes in order, and status is the route clients poll.
+@routes(
+    "POST",
+    "/payment/status/",
+    "/payment/collection/status/",
+    answers=responses.PaymentStatus,
+    summary="An invoice's status (secret key; public key: without the customer's personal "
+    "data; checkout_id + signature: invoices of that session)",
+    openapi_extra=body_schema(schemas.StatusRequest),
+)
+async def payment_status(request: Request) -> Response:
+    caller = await get_caller(request)
+    db, settings = app_db(request), app_settings(request)
+    wanted = validate_body(schemas.StatusRequest, await get_json_body(request))
+    if caller.grant is not None:
+        invoice = await service.find_invoice(db, caller.grant.business_pk, wanted.invoice_id)
+        if invoice.checkout_session_id != caller.grant.checkout_pk:
+            raise PermissionDenied("This invoice was not paid in this checkout session.")
+        personal = True
+    else:
+        assert caller.principal is not None
+        invoice = await service.find_invoice(db, caller.principal.business_pk, wanted.invoice_id)
+        # The public key is published in web pages: it reads states, not who paid.
+        personal = caller.principal.via is KeyKind.SECRET
+    link = None
+    if invoice.payment_link_id is not None:
+        render_link: RenderLink = request.app.state.services.render_link
+        link = await render_link(db, settings, invoice.payment_link_id)
+    # A Response, not a dict: FastAPI would validate and re-encode a dict (the hottest route).
+    return JSONBytesResponse(status_json(invoice, personal=personal, payment_link=link))
+
+
 @dataclass
 class Pusher:
     """Everything an STK push needs besides the caller and the request model."""
@@ -160,37 +192,6 @@ async def collect(request: Request) -> Response:
         return await push_in_session(push, caller.grant)
     assert caller.principal is not None
     return await push(caller.principal, schemas.CollectRequest)
-
-
-@routes(
-    "POST",
-    "/payment/status/",
-    "/payment/collection/status/",
-    answers=responses.PaymentStatus,
-    summary="An invoice's status (secret key; public key: without the customer's personal "
-    "data; checkout_id + signature: invoices of that session)",
-    openapi_extra=body_schema(schemas.StatusRequest),
-)
-async def payment_status(request: Request) -> Response:
-    caller = await get_caller(request)
-    db, settings = app_db(request), app_settings(request)
-    wanted = validate_body(schemas.StatusRequest, await get_json_body(request))
-    if caller.grant is not None:
-        invoice = await service.find_invoice(db, caller.grant.business_pk, wanted.invoice_id)
-        if invoice.checkout_session_id != caller.grant.checkout_pk:
-            raise PermissionDenied("This invoice was not paid in this checkout session.")
-        personal = True
-    else:
-        assert caller.principal is not None
-        invoice = await service.find_invoice(db, caller.principal.business_pk, wanted.invoice_id)
-        # The public key is published in web pages: it reads states, not who paid.
-        personal = caller.principal.via is KeyKind.SECRET
-    link = None
-    if invoice.payment_link_id is not None:
-        render_link: RenderLink = request.app.state.services.render_link
-        link = await render_link(db, settings, invoice.payment_link_id)
-    # A Response, not a dict: FastAPI would validate and re-encode a dict (the hottest route).
-    return JSONBytesResponse(status_json(invoice, personal=personal, payment_link=link))
 
 
 @routes(
