@@ -62,9 +62,11 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     lines += ["", *_targets(results)]
     if "versus_peer" in results:
         lines += ["", *versus_peer_report(results["versus_peer"])]
-    notes = Path(__file__).parent / "NOTES.md"
-    if notes.exists():
-        lines += ["", notes.read_text().rstrip()]
+    # How to read the tables, then the earlier rounds' own write-ups, both kept by hand.
+    for kept in ("NOTES.md", "HISTORY.md"):
+        text = Path(__file__).parent / kept
+        if text.exists():
+            lines += ["", text.read_text().rstrip()]
     path.write_text("\n".join(lines) + "\n")
 
 
