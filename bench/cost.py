@@ -1,12 +1,15 @@
-"""CPU time per request of one gateway process, per hot path, under wrk load.
+"""CPU time per request of one gateway process, per hot path, under wrk load: the gateway's,
+the simulator's and the whole machine's (PostgreSQL, wrk and the kernel included).
 
     python -m bench.cost                       # push, status, callback on SQLite, 3 rounds
     python -m bench.cost --db postgresql --paths push --rounds 5
 
-Requests per second on this shared, noisy machine move by 15-30% between runs of the same
-code; the CPU a request costs the gateway moves much less, because it does not depend on what
-else the machine was doing. This reads the gateway's and the simulator's user + system time
-from /proc before and after each wrk run and divides by the requests wrk completed. Rounds are
+Requests per second say how fast; this says where the CPU went, which also bounds what more
+gateway processes can give on this machine: its cores divided by what one request costs the
+whole machine. It reads the processes' user + system time and the machine's busy time from
+/proc before and after each wrk run and divides by the requests wrk completed. On this shared
+machine these figures move by 10-25% between runs as well; for comparing code, count
+instructions (`bench/instructions.py`). Rounds are
 interleaved (push, status, callback, push, ...); the median of each path is printed.
 """
 
@@ -31,6 +34,10 @@ TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 SCRIPTS = {"push": "stk_push.lua", "status": "status.lua", "callback": "callback.lua"}
 
 
+def reading(gateway_pid: int, simulator_pid: int) -> tuple[float, float, float]:
+    return cpu_s(gateway_pid), cpu_s(simulator_pid), machine_busy_s()
+
+
 def cpu_s(root_pid: int) -> float:
     """User + system CPU seconds of a process and its children (uvicorn's workers)."""
     total = 0
@@ -43,6 +50,13 @@ def cpu_s(root_pid: int) -> float:
     return total / TICKS_PER_S
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / TICKS_PER_S
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
@@ -51,6 +65,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4)
     args = parser.parse_args()
     paths = args.paths.split(",")
+    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="pesagate-cost-") as tmp:
         bench = Bench(quick=True, workdir=Path(tmp))
         db_url = fresh_database(args.db, Path(tmp))
@@ -58,7 +73,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         try:
             env = seed_for_paths(db_url, Path(tmp), url, 40_000)
-            costs: dict[str, list[tuple[float, float, float]]] = {path: [] for path in paths}
+            costs: dict[str, list[tuple[float, ...]]] = {path: [] for path in paths}
             refused = 0
             # Each callback round starts past every callback sent before (in flight included).
             callback_offset = 0
@@ -69,32 +84,29 @@ def main() -> None:
                         run_env = env | {"BENCH_CALLBACK_OFFSET": str(callback_offset)}
                         if path == "push":
                             run_env |= bench.phones()
-                        before = cpu_s(gateway.pid), cpu_s(simulator.pid)
+                        before = reading(gateway.pid, simulator.pid)
                         result = wrk(url, SCRIPTS[path], args.seconds, CONNECTIONS, run_env)
                         time.sleep(SETTLE_S)  # requests still inside the gateway finish
-                        after = cpu_s(gateway.pid), cpu_s(simulator.pid)
+                        after = reading(gateway.pid, simulator.pid)
                         done = max(result.requests, 1)
                         refused += result.non2xx + result.errors
                         if path == "callback":
                             callback_offset += result.requests + CONNECTIONS
-                        costs[path].append(
-                            (
-                                1000 * (after[0] - before[0]) / done,
-                                1000 * (after[1] - before[1]) / done,
-                                result.rps,
-                            )
-                        )
+                        spent = [1000 * (a - b) / done for a, b in zip(after, before, strict=True)]
+                        costs[path].append((*spent, result.rps))
         finally:
             drop_database(db_url)
     print(f"{args.db}, one gateway process, medians of {args.rounds} rounds ({refused} errors):")
+    print("  ms of CPU per request: gateway (each round), simulator, whole machine; rps")
     for path, runs in costs.items():
-        gateway_ms = statistics.median(run[0] for run in runs)
-        simulator_ms = statistics.median(run[1] for run in runs)
-        rps = statistics.median(run[2] for run in runs)
+        gateway, simulator, machine, rps = (
+            statistics.median(run[i] for run in runs) for i in range(4)
+        )
         each = ", ".join(f"{run[0]:.2f}" for run in runs)
         print(
-            f"  {path:9} gateway {gateway_ms:.2f} ms CPU/request ({each}); "
-            f"simulator {simulator_ms:.2f} ms; {rps:.0f} rps"
+            f"  {path:9} gateway {gateway:.2f} ({each}); simulator {simulator:.2f}; "
+            f"machine {machine:.2f}, so at most {cores / machine * 1000:.0f} rps here; "
+            f"{rps:.0f} rps"
         )
 
 

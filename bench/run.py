@@ -394,7 +394,7 @@ class Bench:
                 )
                 ids = [rows[i][0] for i in range(0, size, max(1, size // 500))]
                 env = {"BENCH_SECRET_KEY": merchant.secret_key}
-                with self.gateway(db_url, 1, port):
+                with self.gateway(db_url, 1, port) as gateway, RssSampler(gateway.pid) as rss:
                     self.sim_faults(lost_callback=1.0)
                     status = wrk(
                         url,
@@ -410,6 +410,7 @@ class Bench:
             label = "1k" if size == 1_000 else ("1m" if size == 1_000_000 else f"{size // 1000}k")
             result[f"status_rps_{label}"] = round(status.rps, 1)
             result[f"stk_push_rps_{label}"] = round(push.rps, 1)
+            result[f"rss_mb_{label}"] = round(rss.peak_kb / 1024, 1)
         return result
 
 
@@ -447,6 +448,12 @@ def main() -> None:
         "--peer-only", action="store_true", help="Only pesagate side by side with the peer."
     )
     parser.add_argument(
+        "--scale-only",
+        action="store_true",
+        help="Only status, push and peak RSS with 1,000 and 1,000,000 stored invoices "
+        "(PostgreSQL; with --quick, SQLite and 50,000). Results: bench/results/scale.json.",
+    )
+    parser.add_argument(
         "--configs",
         help="Only these runs, e.g. postgresql:1,postgresql:2 (docs/SCALING.md); no scale "
         "runs, no peer. Results: bench/results/configs.json.",
@@ -458,6 +465,16 @@ def main() -> None:
         if args.quick
         else [("sqlite", 1), ("sqlite", cores), ("postgresql", 1), ("postgresql", cores)]
     )
+    if args.scale_only:
+        with tempfile.TemporaryDirectory(prefix="pesagate-bench-") as tmp:
+            bench = Bench(args.quick, Path(tmp))
+            with bench.simulator():
+                scale = bench.scale("sqlite" if args.quick else "postgresql")
+        out = HERE / "results" / "scale.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps({"commit": commit(), "scale": scale}, indent=2) + "\n")
+        print(json.dumps(scale, indent=2))
+        return
     if args.configs:
         only = [(db, int(n)) for db, _, n in (c.partition(":") for c in args.configs.split(","))]
         with tempfile.TemporaryDirectory(prefix="pesagate-bench-") as tmp:
