@@ -234,20 +234,6 @@ class Database:
             await self.write_engine.dispose()
 
 
-_CONNECTION = "pesagate.connection"
-
-
-async def connection_of(session: _Session) -> AsyncConnection:
-    """The connection of the session's transaction, for Core statements on it. Each
-    `session.connection()` is a trip through a greenlet (~10% of a callback's CPU, whose
-    transaction runs ten Core statements), so it is asked once per session: every session
-    here lives for one transaction (`transaction()`, `read()`)."""
-    connection: AsyncConnection | None = session.info.get(_CONNECTION)
-    if connection is None:
-        connection = session.info[_CONNECTION] = await session.connection()
-    return connection
-
-
 def remember_after_commit(session: _Session, key: str, value: Any) -> None:
     """Store `value` in the database's memo once this transaction has committed: a value read
     or created inside a transaction that rolls back must not be remembered."""

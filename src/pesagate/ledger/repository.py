@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from pesagate.db import AnySession, connection_of, insert_ignoring
+from pesagate.db import AnySession, insert_ignoring
 from pesagate.kit.clock import utc_now
 from pesagate.kit.pagination import Page
 from pesagate.ledger.wallet_view import WalletView
@@ -132,7 +132,7 @@ _WALLET_ACCOUNT_ID = select(LedgerAccount.id).where(
 
 
 async def wallet_account_id(session: AsyncSession, wallet_pk: int) -> int:
-    connection = await connection_of(session)
+    connection = await session.connection()
     account_id = await connection.scalar(_WALLET_ACCOUNT_ID, {"wallet_pk": wallet_pk})
     assert account_id is not None, f"wallet {wallet_pk} has no ledger account"
     return int(account_id)
@@ -154,7 +154,7 @@ async def add_to_balance(
     session: AsyncSession, account_id: int, balance_delta: int, available_delta: int
 ) -> tuple[int, int]:
     """Add to an account's balances (locking its row); its balance and available after."""
-    connection = await connection_of(session)
+    connection = await session.connection()
     params = {
         "account_id": account_id,
         "balance_delta": balance_delta,
@@ -174,7 +174,7 @@ _CLEARING_DELAY = select(Business.clearing_delay_s).where(Business.id == bindpar
 
 async def clearing_delay_s(session: AsyncSession, business_pk: int) -> int:
     """How long the business's collections stay CLEARING (0: AVAILABLE at once)."""
-    connection = await connection_of(session)
+    connection = await session.connection()
     delay = await connection.scalar(_CLEARING_DELAY, {"business_pk": business_pk})
     assert delay is not None, f"business {business_pk} does not exist"
     return int(delay)
@@ -191,12 +191,12 @@ async def insert_entry(
     """The new entry's id; None if an entry with this key exists (it is left as it is)."""
     statement = insert_ignoring(session, LedgerEntry, returning="id")
     values = {"key": key, "kind": kind, "invoice_id": invoice_pk, "narrative": narrative}
-    connection = await connection_of(session)
+    connection = await session.connection()
     return (await connection.execute(statement, values)).scalar()
 
 
 async def insert_postings(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    connection = await connection_of(session)
+    connection = await session.connection()
     await connection.execute(_NEW_POSTINGS, rows)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pesagate.db import AnySession, AsyncReadSession, AsyncSession, connection_of, insert_ignoring
+from pesagate.db import AnySession, AsyncReadSession, AsyncSession, insert_ignoring
 from pesagate.kit import ids
 from pesagate.kit.clock import utc_now
 from pesagate.models import (
@@ -211,7 +211,7 @@ async def upsert_customer(
     """One customer per business and phone (concurrent first payments make one row); newer
     details fill in or replace older ones. Its id and what is rendered of it, read and
     written with Core statements (every push runs this)."""
-    connection = await connection_of(session)
+    connection = await session.connection()
     now = utc_now()
     row = {
         "customer_id": ids.customer_id(),
@@ -238,7 +238,7 @@ async def upsert_customer(
 
 async def insert_invoice(session: AsyncSession, values: dict[str, Any]) -> int:
     """A new invoice (columns of `Invoice`; unset ones take their defaults); its id."""
-    connection = await connection_of(session)
+    connection = await session.connection()
     invoice_pk = await connection.scalar(_NEW_INVOICE, values)
     assert invoice_pk is not None
     return int(invoice_pk)
@@ -273,7 +273,7 @@ async def mark_untouched_push_accepted(
 ) -> bool:
     """PENDING -> PROCESSING with Daraja's ids, if the invoice is still as phase 1 wrote it
     at `written_at`; False (and no change) if anything came first (a callback, a query)."""
-    connection = await connection_of(session)
+    connection = await session.connection()
     result = await connection.execute(
         _PUSH_ACCEPTED,
         {
@@ -319,14 +319,14 @@ _NEW_CALLBACK = insert(MpesaCallback)
 
 async def seen_callback(session: AsyncSession, invoice_pk: int, body_sha: str) -> bool:
     """Whether this exact body was already received (and committed) for this invoice."""
-    connection = await connection_of(session)
+    connection = await session.connection()
     seen = await connection.scalar(_SEEN_CALLBACK, {"invoice_pk": invoice_pk, "body_sha": body_sha})
     return bool(seen)
 
 
 async def add_callback(session: AsyncSession, values: dict[str, Any]) -> None:
     """Store a received callback (columns of `MpesaCallback`)."""
-    connection = await connection_of(session)
+    connection = await session.connection()
     await connection.execute(_NEW_CALLBACK, values)
 
 

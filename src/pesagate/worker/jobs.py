@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pesagate.db import Database, connection_of
+from pesagate.db import Database
 from pesagate.kit.clock import utc_now
 from pesagate.models import Job
 
@@ -59,7 +59,7 @@ async def add_job(
         "payload": orjson.dumps(payload).decode(),
         "lane": lane,
     }
-    connection = await connection_of(session)
+    connection = await session.connection()
     await connection.execute(_NEW_JOB, values)
 
 
@@ -92,7 +92,7 @@ async def cancel(session: AsyncSession, key: str) -> None:
     held = [job for job in session.identity_map.values() if _is_job(job, key)]
     for job in held:
         session.expunge(job)
-    connection = await connection_of(session)
+    connection = await session.connection()
     await connection.execute(_CANCEL, {"key": key})
 
 
