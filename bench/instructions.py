@@ -1,4 +1,5 @@
-"""Instructions per call of a hot path's database work, counted by callgrind.
+"""Instructions per call of a hot path, counted by callgrind: its database work, or (status-app)
+a whole request through the ASGI app.
 
     python -m bench.instructions push      # payment context, phase 1 and phase 3 of a push
     python -m bench.instructions status    # the status read
@@ -7,8 +8,8 @@
 
 Wall-clock and even CPU-time figures on this shared machine move by 15-30% between runs of
 the same code; callgrind counts instructions, which repeat to within a fraction of a percent.
-The scenario runs in-process on a fresh SQLite database (no HTTP, no Daraja: the push's answer
-is a constant), twice under `valgrind --tool=callgrind`, with a few and with many calls. The
+The scenario runs in-process on a fresh SQLite database (no sockets, no Daraja: the push's
+answer is a constant), twice under `valgrind --tool=callgrind`, with a few and with many calls. The
 difference of the two totals divided by the difference of the counts is the cost of one call,
 with start-up and warm-up cancelled out. Needs valgrind (apt-get install valgrind).
 """
