@@ -5,6 +5,7 @@ a whole request through the ASGI app.
     python -m bench.instructions status    # the status read
     python -m bench.instructions context   # the business and wallets a push is checked against
     python -m bench.instructions status-app  # a whole status request through the ASGI app
+    python -m bench.instructions callback  # a success callback (one transaction: ledger included)
 
 Wall-clock and even CPU-time figures on this shared machine move by 15-30% between runs of
 the same code; callgrind counts instructions, which repeat to within a fraction of a percent.
@@ -25,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 FEW, MANY = 30, 130
 
 
@@ -33,11 +36,14 @@ async def run(scenario: str, count: int, workdir: Path) -> None:
     from pesagate.config import Settings
     from pesagate.db import Database
     from pesagate.kit.api import validate_body
+    from pesagate.kit.logs import configure_logging
     from pesagate.kit.runtime import tune_gc
     from pesagate.mpesa.results import PushAccepted
     from pesagate.payments import service
+    from pesagate.payments.callbacks import receive_callback
     from pesagate.payments.schemas import StkPushRequest
 
+    configure_logging("console", "WARNING")  # as the bench's gateways run
     url = f"sqlite+aiosqlite:///{workdir / 'instructions.db'}"
     merchant = await prepare(url)
     settings = Settings(database_url=url)
@@ -59,6 +65,10 @@ async def run(scenario: str, count: int, workdir: Path) -> None:
     if scenario == "push":
         for number in range(count + 10):
             await push(number, answer=True)
+    elif scenario == "callback":  # the same invoices in both runs; callbacks differ in number
+        tokens = await processing_invoices(db, settings, merchant.business_pk, MANY + 10)
+        for number, (token, checkout) in enumerate(tokens[: count + 10]):
+            await receive_callback(db, token, success_body(checkout, number), "127.0.0.1")
     elif scenario == "context":
         for _ in range(count + 10):
             await service.payment_context(db, merchant.business_pk)
@@ -70,6 +80,46 @@ async def run(scenario: str, count: int, workdir: Path) -> None:
         else:
             await status_requests(settings, merchant.secret_key, invoice_ids[: count + 10])
     await db.dispose()
+
+
+async def processing_invoices(
+    db: Any, settings: Any, business_pk: int, count: int
+) -> list[tuple[str, str]]:
+    """Pushed invoices whose push Daraja accepted: (callback token, CheckoutRequestID)."""
+    from pesagate.kit.api import validate_body
+    from pesagate.mpesa.results import PushAccepted
+    from pesagate.payments import service
+    from pesagate.payments.schemas import StkPushRequest
+
+    tokens = []
+    for number in range(count):
+        context = await service.payment_context(db, business_pk)
+        body = {"phone_number": "254712345678", "amount": 100}
+        request = validate_body(StkPushRequest, body, context)
+        async with db.transaction() as session:
+            new = await service.create_invoice(session, settings, context, request)
+        checkout = f"ws_CO_{number}"
+        await service.record_push_result(db, new, PushAccepted(f"m-{number}", checkout, "{}"))
+        tokens.append((new.callback_token, checkout))
+    return tokens
+
+
+def success_body(checkout: str, number: int) -> bytes:
+    """Daraja's success callback for a 100-shilling push from 254712345678."""
+    items = [
+        {"Name": "Amount", "Value": 100},
+        {"Name": "MpesaReceiptNumber", "Value": f"UKS{number:07d}"},
+        {"Name": "TransactionDate", "Value": 20261206101010},
+        {"Name": "PhoneNumber", "Value": 254712345678},
+    ]
+    callback = {
+        "MerchantRequestID": f"m-{number}",
+        "CheckoutRequestID": checkout,
+        "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "CallbackMetadata": {"Item": items},
+    }
+    return orjson.dumps({"Body": {"stkCallback": callback}})
 
 
 async def status_requests(settings: Any, secret_key: str, invoice_ids: list[str]) -> None:
@@ -139,7 +189,7 @@ def instructions(scenario: str, count: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=("push", "status", "context", "status-app"))
+    parser.add_argument("scenario", choices=("push", "status", "context", "status-app", "callback"))
     parser.add_argument("--inside", type=int, help=argparse.SUPPRESS)  # the measured child
     args = parser.parse_args()
     if args.inside is not None:

@@ -1,7 +1,7 @@
 """Posting to the ledger. Every function takes the caller's session: entries are written in
 the same transaction as the change they record (an invoice completing, a transfer)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -18,7 +18,6 @@ from pesagate.models import (
     Invoice,
     LedgerAccount,
     LedgerEntry,
-    LedgerPosting,
     LineStatus,
     TransType,
     Wallet,
@@ -50,11 +49,36 @@ class Line:
     narrative: str
 
 
+@dataclass(frozen=True, slots=True)
+class NewPosting:
+    """A posting as written: its row's columns but the id (no ORM instance is built: that was
+    ~5% of a success callback's instructions)."""
+
+    transaction_id: str
+    entry_id: int
+    account_id: int
+    amount_minor: int
+    trans_type: TransType
+    status: LineStatus
+    running_balance_minor: int | None
+    narrative: str
+    available_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def row(self) -> dict[str, Any]:
+        """The `ledger_postings` row's values."""
+        return {column: getattr(self, column) for column in _POSTING_COLUMNS}
+
+
+_POSTING_COLUMNS = tuple(field.name for field in fields(NewPosting))
+
+
 class Posted(NamedTuple):
-    """A written entry's id and its lines, as written (not attached to the session)."""
+    """A written entry's id and its lines, as written."""
 
     entry_id: int
-    lines: list[LedgerPosting]
+    lines: list[NewPosting]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +175,7 @@ async def post_entry(
     balances = await _add_to_wallets(session, lines)
     now = utc_now()
     postings = [_posting(entry_id, line, balances, now) for line in lines if line.amount_minor != 0]
-    await repository.insert_postings(session, [_values(posting) for posting in postings])
+    await repository.insert_postings(session, [posting.row() for posting in postings])
     return Posted(entry_id, postings)
 
 
@@ -180,13 +204,13 @@ async def _add_to_wallets(session: AsyncSession, lines: list[Line]) -> dict[int,
 
 def _posting(
     entry_id: int, line: Line, balances: dict[int, list[int]], now: datetime
-) -> LedgerPosting:
+) -> NewPosting:
     account = line.account
     running = None
     if account.kind == AccountKind.WALLET:
         balances[account.id][0] += line.amount_minor
         running = balances[account.id][0]
-    return LedgerPosting(
+    return NewPosting(
         transaction_id=ids.random_code(12),
         entry_id=entry_id,
         account_id=account.id,
@@ -199,15 +223,6 @@ def _posting(
         created_at=now,
         updated_at=now,
     )
-
-
-_POSTING_COLUMNS = tuple(
-    column.key for column in LedgerPosting.__table__.columns if column.key != "id"
-)
-
-
-def _values(posting: LedgerPosting) -> dict[str, Any]:
-    return {column: getattr(posting, column) for column in _POSTING_COLUMNS}
 
 
 def collection_key(invoice_pk: int) -> str:

@@ -7,11 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pesagate.errors import ValidationFailed
 from pesagate.kit.ids import session_id
 from pesagate.kit.money import format_minor
-from pesagate.ledger.postings import Line, post_entry, wallet_account
+from pesagate.ledger.postings import Line, NewPosting, post_entry, wallet_account
 from pesagate.models import (
     EntryKind,
     LedgerAccount,
-    LedgerPosting,
     LineStatus,
     TransType,
     Wallet,
@@ -24,8 +23,8 @@ class Transfer:
     destination: Wallet
     amount_minor: int
     narrative: str
-    source_line: LedgerPosting
-    destination_line: LedgerPosting
+    source_line: NewPosting
+    destination_line: NewPosting
     source_account: LedgerAccount
     destination_account: LedgerAccount
 

@@ -6,6 +6,7 @@ from typing import Any
 from pesagate.kit.clock import rfc3339_ms
 from pesagate.kit.money import format_minor
 from pesagate.ledger import responses
+from pesagate.ledger.postings import NewPosting
 from pesagate.ledger.transfers import Transfer
 from pesagate.models import LedgerAccount, LedgerPosting, Wallet
 
@@ -25,7 +26,7 @@ def wallet_json(wallet: Wallet, account: LedgerAccount) -> responses.Wallet:
 
 
 def transaction_json(
-    posting: LedgerPosting, wallet: Wallet, invoice: Mapping[str, Any] | None
+    posting: LedgerPosting | NewPosting, wallet: Wallet, invoice: Mapping[str, Any] | None
 ) -> responses.WalletTransaction:
     """`invoice`: the line's invoice as payments renders it, embedded by the wire contract."""
     return {

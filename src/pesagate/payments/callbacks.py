@@ -226,6 +226,7 @@ async def _receive(
             outcome, note = CallbackOutcome.UNKNOWN_TOKEN, None
         else:
             outcome, note = await _apply(session, invoice, body.parsed, body.sha256, policy)
+            await repository.save_invoice(session, invoice)
         refused = invoice is None or outcome == CallbackOutcome.FORBIDDEN_SOURCE
         if refused and allow_refusal is not None and not await allow_refusal():
             return Received(outcome, stored=False)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -61,6 +62,34 @@ async def lock_invoice(session: AsyncSession, **where: object) -> Invoice | None
             .execution_options(populate_existing=True)
         )
     return await session.scalar(statement, where)
+
+
+# Executed with the changed columns as parameters: Core sets those (and `updated_at`, its
+# onupdate, when not among them), one compiled form per set of columns.
+_INVOICE_CHANGES = update(Invoice).where(Invoice.id == bindparam("invoice_pk"))
+_INVOICE_COLUMN_KEYS = frozenset(column.key for column in Invoice.__table__.columns)
+
+
+async def save_invoice(session: AsyncSession, invoice: Invoice) -> None:
+    """Write a locked invoice's changed columns now, with one Core UPDATE, and count them as
+    committed, so the unit of work has nothing left to flush for it.
+
+    What the flush at commit would write, at a fraction of its cost: on a success callback
+    the flush of this one row was ~17% of the instructions. `updated_at` moves as its
+    onupdate would move it. Changes to anything but columns are left to the flush."""
+    state = inspect(invoice)
+    changed = state.committed_state.keys()
+    if not changed or not changed <= _INVOICE_COLUMN_KEYS:
+        return
+    if "updated_at" not in changed:
+        invoice.updated_at = utc_now()
+    values = {key: getattr(invoice, key) for key in changed}
+    connection = await session.connection()
+    await connection.execute(_INVOICE_CHANGES, {"invoice_pk": invoice.id, **values})
+    # Public API can only commit attributes one by one, which leaves the instance marked
+    # modified and the flush still visiting it; this is what a flush itself ends with.
+    # tests/payments/test_save_invoice.py fails if it stops doing so.
+    state._commit_all(state.dict, session.sync_session.identity_map)
 
 
 async def invoice_by_pk(session: AnySession, invoice_pk: int) -> Invoice | None:

@@ -1,0 +1,95 @@
+"""`save_invoice`: a locked invoice's changes written by one Core UPDATE, leaving the unit of
+work nothing to flush, on both databases."""
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+
+from pesagate.config import Settings
+from pesagate.db import Database
+from pesagate.models import InvoiceState
+from pesagate.payments import repository
+from pesagate.payments.views import invoice_json
+from tests.ledger.books import Books
+
+
+@pytest.fixture
+async def books(db_url: str) -> AsyncIterator[Books]:
+    db = Database(db_url)
+    yield Books(db, Settings(database_url=db_url))
+    await db.dispose()
+
+
+class Statements:
+    """The statements the write engine runs while recording, lower-cased, one line each."""
+
+    def __init__(self, db: Database) -> None:
+        self.engine = db.write_engine.sync_engine
+        self.seen: list[str] = []
+
+    def _record(self, conn, cursor, statement, *args) -> None:
+        self.seen.append(" ".join(statement.split()).lower())
+
+    def __enter__(self) -> "Statements":
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def updates(self) -> list[str]:
+        return [s for s in self.seen if s.startswith("update invoices")]
+
+
+async def test_changes_are_written_at_once_and_nothing_is_left_to_flush(books):
+    business_pk, _, _ = await books.merchant()
+    new = await books.pushed(business_pk, 100)
+    with Statements(books.db) as statements:
+        async with books.db.transaction() as session:
+            invoice = await repository.lock_invoice(session, id=new.id)
+            invoice.state = InvoiceState.FAILED
+            invoice.failed_code = "1032"
+            invoice.failed_reason = "Request cancelled by user"
+            await repository.save_invoice(session, invoice)
+            assert len(statements.updates()) == 1
+            assert not session.dirty
+            saved = invoice_json(invoice)
+    # The commit's flush wrote nothing more.
+    assert len(statements.updates()) == 1
+    row = await books.invoice_row(new.id)
+    assert (row.state, row.failed_code, row.failed_reason) == (
+        InvoiceState.FAILED,
+        "1032",
+        "Request cancelled by user",
+    )
+    # updated_at moved as the flush's onupdate would have moved it, and the instance agrees.
+    assert row.updated_at > new.view.updated_at
+    assert invoice_json(row) == saved
+
+
+async def test_an_updated_at_set_by_the_caller_is_kept(books):
+    business_pk, _, _ = await books.merchant()
+    new = await books.pushed(business_pk, 100)
+    chosen = new.view.updated_at + timedelta(minutes=5)
+    async with books.db.transaction() as session:
+        invoice = await repository.lock_invoice(session, id=new.id)
+        invoice.retry_count = 3
+        invoice.updated_at = chosen
+        await repository.save_invoice(session, invoice)
+    row = await books.invoice_row(new.id)
+    assert (row.retry_count, row.updated_at) == (3, chosen)
+
+
+async def test_an_unchanged_invoice_writes_nothing_and_later_changes_still_flush(books):
+    business_pk, _, _ = await books.merchant()
+    new = await books.pushed(business_pk, 100)
+    with Statements(books.db) as statements:
+        async with books.db.transaction() as session:
+            invoice = await repository.lock_invoice(session, id=new.id)
+            await repository.save_invoice(session, invoice)
+            assert statements.updates() == []
+            invoice.failed_reason = "changed after the save"  # the flush at commit writes it
+    assert len(statements.updates()) == 1
+    assert (await books.invoice_row(new.id)).failed_reason == "changed after the save"
