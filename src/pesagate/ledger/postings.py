@@ -232,10 +232,12 @@ def collection_key(invoice_pk: int) -> str:
 async def post_collection(session: AsyncSession, invoice: Invoice) -> LineStatus | None:
     """Credit a COMPLETE invoice to its wallet, net of fees: exactly once per invoice. The
     status of the credit (CLEARING or AVAILABLE), or None if it was credited before."""
-    delay_s = await repository.clearing_delay_s(session, invoice.business_id)
+    wallet_account_pk, delay_s = await repository.collection_terms(
+        session, invoice.business_id, invoice.wallet_id
+    )
     clearing = delay_s > 0
     status = LineStatus.CLEARING if clearing else LineStatus.AVAILABLE
-    wallet = AccountRef(await repository.wallet_account_id(session, invoice.wallet_id), WALLET)
+    wallet = AccountRef(wallet_account_pk, WALLET)
     mpesa = await platform_account(session, AccountKind.MPESA_CLEARING, invoice.currency)
     fees = await platform_account(session, AccountKind.FEE_INCOME, invoice.currency)
     reference = invoice.mpesa_reference or invoice.invoice_id

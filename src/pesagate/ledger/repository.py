@@ -126,18 +126,6 @@ async def wallet_account(
     return await session.scalar(statement.execution_options(populate_existing=True))
 
 
-_WALLET_ACCOUNT_ID = select(LedgerAccount.id).where(
-    LedgerAccount.wallet_id == bindparam("wallet_pk")
-)
-
-
-async def wallet_account_id(session: AsyncSession, wallet_pk: int) -> int:
-    connection = await session.connection()
-    account_id = await connection.scalar(_WALLET_ACCOUNT_ID, {"wallet_pk": wallet_pk})
-    assert account_id is not None, f"wallet {wallet_pk} has no ledger account"
-    return int(account_id)
-
-
 _ADD_TO_BALANCE = (
     update(LedgerAccount)
     .where(LedgerAccount.id == bindparam("account_id"))
@@ -169,15 +157,24 @@ async def account_by_code(session: AsyncSession, code: str) -> LedgerAccount | N
     return await session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
 
 
-_CLEARING_DELAY = select(Business.clearing_delay_s).where(Business.id == bindparam("business_pk"))
+# Both facts a collection is posted with, in one statement (every success callback asks).
+_COLLECTION_TERMS = (
+    select(LedgerAccount.id, Business.clearing_delay_s)
+    .join(Business, Business.id == bindparam("business_pk"))
+    .where(LedgerAccount.wallet_id == bindparam("wallet_pk"))
+)
 
 
-async def clearing_delay_s(session: AsyncSession, business_pk: int) -> int:
-    """How long the business's collections stay CLEARING (0: AVAILABLE at once)."""
+async def collection_terms(
+    session: AsyncSession, business_pk: int, wallet_pk: int
+) -> tuple[int, int]:
+    """The wallet's ledger account id, and how long the business's collections stay CLEARING
+    (0: AVAILABLE at once)."""
     connection = await session.connection()
-    delay = await connection.scalar(_CLEARING_DELAY, {"business_pk": business_pk})
-    assert delay is not None, f"business {business_pk} does not exist"
-    return int(delay)
+    where = {"business_pk": business_pk, "wallet_pk": wallet_pk}
+    row = (await connection.execute(_COLLECTION_TERMS, where)).first()
+    assert row is not None, f"wallet {wallet_pk} of business {business_pk} has no ledger account"
+    return int(row[0]), int(row[1])
 
 
 # Entries and postings are written with prebuilt Core statements, never as ORM instances:
