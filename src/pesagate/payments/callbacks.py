@@ -215,7 +215,7 @@ async def _receive(
     allow_refusal: RefusalAllowance | None,
 ) -> Received:
     async with db.transaction() as session:
-        invoice = await repository.lock_invoice(session, callback_token=token)
+        invoice = await repository.lock_invoice(session, callback_token=token, with_customer=False)
         invoice_pk, invoice_id = (invoice.id, invoice.invoice_id) if invoice else (None, None)
         if not policy.source_allowed(body.source_ip):
             outcome, note = (

@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import raiseload
 
 from pesagate.db import AnySession, AsyncReadSession, AsyncSession, insert_ignoring
 from pesagate.kit import ids
@@ -45,22 +46,29 @@ from pesagate.payments.views import CustomerView, InvoiceView, WalletRef
 
 
 # Built once per set of columns named (the callback and push paths lock on every request).
-_LOCKS: dict[tuple[str, ...], Select[Invoice]] = {}
+_LOCKS: dict[tuple[bool, tuple[str, ...]], Select[Invoice]] = {}
 
 
-async def lock_invoice(session: AsyncSession, **where: object) -> Invoice | None:
+async def lock_invoice(
+    session: AsyncSession, *, with_customer: bool = True, **where: object
+) -> Invoice | None:
     """The invoice row, locked until the transaction ends (`FOR UPDATE`; on SQLite the write
-    lock of `Database.transaction` serialises instead)."""
-    columns = tuple(sorted(where))
-    statement = _LOCKS.get(columns)
+    lock of `Database.transaction` serialises instead). `with_customer=False`: for paths that
+    never render the customer (Daraja's callbacks), which then is not loaded, and reading it
+    raises."""
+    key = (with_customer, tuple(sorted(where)))
+    statement = _LOCKS.get(key)
     if statement is None:
-        conditions = [getattr(Invoice, column) == bindparam(column) for column in columns]
-        statement = _LOCKS[columns] = (
+        conditions = [getattr(Invoice, column) == bindparam(column) for column in key[1]]
+        statement = (
             select(Invoice)
             .where(*conditions)
             .with_for_update(of=Invoice)
             .execution_options(populate_existing=True)
         )
+        if not with_customer:
+            statement = statement.options(raiseload(Invoice.customer))
+        _LOCKS[key] = statement
     return await session.scalar(statement, where)
 
 
