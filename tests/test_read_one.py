@@ -1,0 +1,62 @@
+"""`Database.read_one()`: single Core reads that always see the latest commit, on both
+databases, including through the connection SQLite keeps for them between callers."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from pesagate.db import Database
+from pesagate.kit.clock import utc_now
+from pesagate.models import Job
+from pesagate.worker.jobs import schedule
+
+COUNT = select(func.count()).select_from(Job).where(Job.kind == "read-one-test")
+
+
+@pytest.fixture
+async def db(db_url: str):
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+async def count(db: Database) -> int:
+    async with db.read_one() as connection:
+        return int((await connection.execute(COUNT)).scalar_one())
+
+
+async def add(db: Database, key: str) -> None:
+    async with db.transaction() as session:
+        await schedule(session, "read-one-test", key, utc_now(), {})
+
+
+async def test_each_read_sees_what_was_committed_before_it(db):
+    assert await count(db) == 0
+    for expected in (1, 2, 3):
+        await add(db, f"job-{expected}")
+        assert await count(db) == expected
+
+
+async def test_a_read_inside_another_gets_its_own_connection(db):
+    async with db.read_one() as outer:
+        async with db.read_one() as inner:
+            assert inner is not outer
+            await add(db, "between")
+            assert (await inner.execute(COUNT)).scalar_one() == 1
+        assert (await outer.execute(COUNT)).scalar_one() == 1
+    assert await count(db) == 1
+
+
+async def test_an_error_inside_a_read_leaves_the_next_read_working(db):
+    with pytest.raises(ZeroDivisionError):
+        async with db.read_one() as connection:
+            await connection.execute(COUNT)
+            _ = 1 / 0
+    await add(db, "after the error")
+    assert await count(db) == 1
+
+
+async def test_concurrent_reads_all_answer(db):
+    await add(db, "one")
+    assert await asyncio.gather(*(count(db) for _ in range(50))) == [1] * 50
