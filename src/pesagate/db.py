@@ -326,12 +326,14 @@ async def insert_ignore(session: _Session, model: Any, values: dict[str, Any]) -
     await session.execute(insert_ignoring(session, model).values(**values))
 
 
-_INSERTS_IGNORING: dict[tuple[str, Any, str | None], Any] = {}
+_INSERTS_IGNORING: dict[tuple[str, Any, str | tuple[str, ...] | None], Any] = {}
 
 
-def insert_ignoring(session: _Session, model: Any, returning: str | None = None) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING for the session's backend (RETURNING the named column,
-    which comes back only for a row inserted); built once per backend and model."""
+def insert_ignoring(
+    session: _Session, model: Any, returning: str | tuple[str, ...] | None = None
+) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for the session's backend (RETURNING the named column
+    or columns, which come back only for a row inserted); built once per backend and model."""
     dialect = session.get_bind().dialect.name
     key = (dialect, model, returning)
     statement = _INSERTS_IGNORING.get(key)
@@ -344,7 +346,9 @@ def insert_ignoring(session: _Session, model: Any, returning: str | None = None)
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             statement = sqlite_insert(model).on_conflict_do_nothing()
-        if returning is not None:
+        if isinstance(returning, str):
             statement = statement.returning(getattr(model, returning))
+        elif returning is not None:
+            statement = statement.returning(*(getattr(model, name) for name in returning))
         _INSERTS_IGNORING[key] = statement
     return statement

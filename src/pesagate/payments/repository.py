@@ -239,6 +239,7 @@ _CUSTOMER_BY_PHONE = select(
     _CUSTOMERS.c.business_id == bindparam("business_pk"),
     _CUSTOMERS.c.phone_number == bindparam("phone_number"),
 )
+_CUSTOMER_RETURNED = ("id", *_CUSTOMER_COLUMNS)  # as _CUSTOMER_BY_PHONE selects them
 _NEW_INVOICE = insert(Invoice).returning(Invoice.id)
 
 
@@ -257,9 +258,12 @@ async def upsert_customer(
         "created_at": now,
         "updated_at": now,
     }
-    await connection.execute(insert_ignoring(session, Customer), row)
-    where = {"business_pk": business_pk, "phone_number": phone_number}
-    customer_pk, *rendered = (await connection.execute(_CUSTOMER_BY_PHONE, where)).one()
+    new = insert_ignoring(session, Customer, returning=_CUSTOMER_RETURNED)
+    stored = (await connection.execute(new, row)).first()
+    if stored is None:  # the phone's customer existed, or a concurrent push just made it
+        where = {"business_pk": business_pk, "phone_number": phone_number}
+        stored = (await connection.execute(_CUSTOMER_BY_PHONE, where)).one()
+    customer_pk, *rendered = stored
     customer = CustomerView(*rendered)
     newer: dict[str, Any] = {
         field: value
