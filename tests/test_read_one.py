@@ -60,3 +60,15 @@ async def test_an_error_inside_a_read_leaves_the_next_read_working(db):
 async def test_concurrent_reads_all_answer(db):
     await add(db, "one")
     assert await asyncio.gather(*(count(db) for _ in range(50))) == [1] * 50
+
+
+async def test_first_row_sees_each_commit_also_while_the_kept_reader_is_lent(db):
+    """On SQLite `first_row` runs on the kept reader's driver connection when it is free,
+    and through SQLAlchemy on a pooled one while it is lent."""
+    for expected in (1, 2):
+        await add(db, f"job-{expected}")
+        assert (await db.first_row(COUNT, {}))[0] == expected
+    async with db.read_one():
+        await add(db, "job-3")
+        assert (await db.first_row(COUNT, {}))[0] == 3
+    assert (await db.first_row(COUNT, {}))[0] == 3

@@ -3,9 +3,11 @@ mpesa_queries).
 
 Functions take the session of the unit of work they are part of: a read session
 (`db.read()`) for queries, a write session (`db.transaction()`) for anything that locks or
-changes rows. They never commit.
+changes rows. They never commit. Single reads of their own take a bare connection
+(`db.read_one()`) or, for the status read, the database (`Database.first_row`).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
@@ -22,10 +24,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import raiseload
 
-from pesagate.db import AnySession, AsyncReadSession, AsyncSession, insert_ignoring
+from pesagate.db import AnySession, AsyncReadSession, AsyncSession, Database, insert_ignoring
 from pesagate.kit import ids
 from pesagate.kit.clock import utc_now
 from pesagate.models import (
@@ -216,16 +217,16 @@ _INVOICE_VIEW = (
 )
 
 
-async def invoice_view(
-    connection: AsyncConnection, business_pk: int, invoice_id: str
-) -> InvoiceView | None:
-    """A business's invoice, with its customer and wallet id, as a read-only view."""
-    result = await connection.execute(
-        _INVOICE_VIEW, {"invoice_id": invoice_id, "business_pk": business_pk}
-    )
-    row: Any = result.first()  # a Row: sliced by position, as selected
-    if row is None:
-        return None
+async def invoice_view(db: Database, business_pk: int, invoice_id: str) -> InvoiceView | None:
+    """A business's invoice, with its customer and wallet id, as a read-only view: one
+    statement of its own (`Database.first_row`; the status path's one read)."""
+    where = {"invoice_id": invoice_id, "business_pk": business_pk}
+    row = await db.first_row(_INVOICE_VIEW, where)
+    return None if row is None else view_of_row(row)
+
+
+def view_of_row(row: Sequence[Any]) -> InvoiceView:
+    """The view of a row of the status statement: sliced by position, as selected."""
     customer = CustomerView(*row[_CUSTOMER_AT:_WALLET_AT])
     return InvoiceView(customer, WalletRef(row[_WALLET_AT]), *row[:_CUSTOMER_AT])
 

@@ -284,8 +284,7 @@ async def invoice_by_pk(db: Database, invoice_pk: int) -> Invoice:
 async def find_invoice(db: Database, business_pk: int, invoice_id: str) -> InvoiceView:
     """An invoice of this business, for display; another business's id is as unknown as a
     made-up one."""
-    async with db.read_one() as connection:
-        view = await repository.invoice_view(connection, business_pk, invoice_id)
+    view = await repository.invoice_view(db, business_pk, invoice_id)
     if view is None:
         raise NotFound("No invoice matches the given query.")
     return view
