@@ -8,7 +8,15 @@ _UPPER_ALNUM = string.ascii_uppercase + string.digits
 
 
 def random_code(length: int) -> str:
-    return "".join(secrets.choice(_UPPER_ALNUM) for _ in range(length))
+    """`length` characters, each uniform and independent: one uniform draw below
+    36**length, written in base 36. One draw from the OS per code (`secrets.choice` per
+    character made one each: ~40 us per ledger posting's id)."""
+    number = secrets.randbelow(len(_UPPER_ALNUM) ** length)
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, len(_UPPER_ALNUM))
+        chars.append(_UPPER_ALNUM[digit])
+    return "".join(chars)
 
 
 def invoice_id() -> str:
