@@ -117,12 +117,13 @@ def session_json(
     *,
     personal: bool = True,
     payment_link: responses.PaymentLinkSummary | None = None,
+    rendered: responses.Invoice | None = None,
 ) -> responses.PaymentSession:
     """`payment_link`: the link the invoice was paid through (rendered by checkout, which owns
-    links, and handed in by the caller)."""
+    links, and handed in by the caller). `rendered`: the invoice already rendered alike."""
     return {
         "id": invoice.session_id,
-        "invoice": invoice_json(invoice, personal=personal),
+        "invoice": rendered or invoice_json(invoice, personal=personal),
         "customer": customer_json(invoice.customer, personal=personal),
         "payment_link": payment_link,
         "customer_comment": None,
@@ -140,7 +141,10 @@ def status_json(
     personal: bool = True,
     payment_link: responses.PaymentLinkSummary | None = None,
 ) -> responses.PaymentStatus:
+    rendered = invoice_json(invoice, personal=personal)  # shown twice: serialised twice
     return {
-        "invoice": invoice_json(invoice, personal=personal),
-        "meta": session_json(invoice, personal=personal, payment_link=payment_link),
+        "invoice": rendered,
+        "meta": session_json(
+            invoice, personal=personal, payment_link=payment_link, rendered=rendered
+        ),
     }
