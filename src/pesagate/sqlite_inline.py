@@ -105,6 +105,11 @@ class InlineConnection:
         return itself().__await__()
 
     @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The driver's own connection, for the statements `db.py` runs on it directly."""
+        return self._conn
+
+    @property
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 
