@@ -2,11 +2,12 @@
 databases, including through the connection SQLite keeps for them between callers."""
 
 import asyncio
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
 
-from pesagate.db import Database
+from pesagate.db import Database, select_rows
 from pesagate.kit.clock import utc_now
 from pesagate.models import Job
 from pesagate.worker.jobs import schedule
@@ -72,3 +73,22 @@ async def test_first_row_sees_each_commit_also_while_the_kept_reader_is_lent(db)
         await add(db, "job-3")
         assert (await db.first_row(COUNT, {}))[0] == 3
     assert (await db.first_row(COUNT, {}))[0] == 3
+
+
+JOBS = select(Job.__table__).where(Job.kind == "read-one-test").order_by(Job.id)
+
+
+async def test_select_rows_in_a_transaction_sees_its_writes_as_sqlalchemy_reads_them(db):
+    """`select_rows` runs on the transaction's own connection (on SQLite through the driver):
+    it sees what the transaction wrote before it commits, with every column converted as
+    SQLAlchemy's own execution converts it (datetimes, NULLs)."""
+    await add(db, "committed")
+    async with db.transaction() as session:
+        await schedule(session, "read-one-test", "uncommitted", utc_now(), {"n": 1})
+        connection = await session.connection()
+        rows = await select_rows(connection, JOBS, {})
+        assert [row[2] for row in rows] == ["committed", "uncommitted"]
+        assert [tuple(row) for row in rows] == [
+            tuple(row) for row in (await connection.execute(JOBS)).all()
+        ]
+        assert all(isinstance(row[4], datetime) for row in rows)

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from pesagate.db import AnySession, insert_ignoring
+from pesagate.db import AnySession, insert_ignoring, select_rows
 from pesagate.kit.clock import utc_now
 from pesagate.kit.pagination import Page
 from pesagate.ledger.wallet_view import WalletView
@@ -71,7 +71,7 @@ _WALLET_VIEWS = (
 
 
 async def wallet_views(connection: AsyncConnection, business_pk: int) -> list[WalletView]:
-    rows = await connection.execute(_WALLET_VIEWS, {"business_pk": business_pk})
+    rows = await select_rows(connection, _WALLET_VIEWS, {"business_pk": business_pk})
     return [WalletView(*row) for row in rows]
 
 
@@ -172,9 +172,9 @@ async def collection_terms(
     (0: AVAILABLE at once)."""
     connection = await session.connection()
     where = {"business_pk": business_pk, "wallet_pk": wallet_pk}
-    row = (await connection.execute(_COLLECTION_TERMS, where)).first()
-    assert row is not None, f"wallet {wallet_pk} of business {business_pk} has no ledger account"
-    return int(row[0]), int(row[1])
+    rows = await select_rows(connection, _COLLECTION_TERMS, where)
+    assert rows, f"wallet {wallet_pk} of business {business_pk} has no ledger account"
+    return int(rows[0][0]), int(rows[0][1])
 
 
 # Entries and postings are written with prebuilt Core statements, never as ORM instances:

@@ -6,7 +6,7 @@ from dataclasses import fields
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from pesagate.db import AnySession
+from pesagate.db import AnySession, select_rows
 from pesagate.kit.clock import utc_now
 from pesagate.merchants.views import BusinessView
 from pesagate.models import ApiKey, Business, Environment
@@ -23,8 +23,8 @@ _BUSINESS_VIEW = select(
 
 async def business_view(connection: AsyncConnection, business_pk: int) -> BusinessView | None:
     """The business row without an ORM instance (built once: every push reads it)."""
-    row = (await connection.execute(_BUSINESS_VIEW, {"business_pk": business_pk})).first()
-    return None if row is None else BusinessView(*row)
+    rows = await select_rows(connection, _BUSINESS_VIEW, {"business_pk": business_pk})
+    return BusinessView(*rows[0]) if rows else None
 
 
 async def business_by_reference(session: AsyncSession, reference: str) -> Business | None:

@@ -26,7 +26,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import raiseload
 
-from pesagate.db import AnySession, AsyncReadSession, AsyncSession, Database, insert_ignoring
+from pesagate.db import (
+    AnySession,
+    AsyncReadSession,
+    AsyncSession,
+    Database,
+    insert_ignoring,
+    select_rows,
+)
 from pesagate.kit import ids
 from pesagate.kit.clock import utc_now
 from pesagate.models import (
@@ -260,10 +267,10 @@ async def upsert_customer(
         "updated_at": now,
     }
     new = insert_ignoring(session, Customer, returning=_CUSTOMER_RETURNED)
-    stored = (await connection.execute(new, row)).first()
+    stored: Sequence[Any] | None = (await connection.execute(new, row)).first()
     if stored is None:  # the phone's customer existed, or a concurrent push just made it
         where = {"business_pk": business_pk, "phone_number": phone_number}
-        stored = (await connection.execute(_CUSTOMER_BY_PHONE, where)).one()
+        [stored] = await select_rows(connection, _CUSTOMER_BY_PHONE, where)
     customer_pk, *rendered = stored
     customer = CustomerView(*rendered)
     newer: dict[str, Any] = {
@@ -362,7 +369,8 @@ _NEW_CALLBACK = insert(MpesaCallback)
 async def seen_callback(session: AsyncSession, invoice_pk: int, body_sha: str) -> bool:
     """Whether this exact body was already received (and committed) for this invoice."""
     connection = await session.connection()
-    seen = await connection.scalar(_SEEN_CALLBACK, {"invoice_pk": invoice_pk, "body_sha": body_sha})
+    where = {"invoice_pk": invoice_pk, "body_sha": body_sha}
+    [(seen,)] = await select_rows(connection, _SEEN_CALLBACK, where)
     return bool(seen)
 
 

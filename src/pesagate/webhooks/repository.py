@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pesagate.db import AnySession
+from pesagate.db import AnySession, select_rows
 from pesagate.kit.pagination import Page
 from pesagate.models import EventStatus, Topic, WebhookAttempt, WebhookEndpoint, WebhookEvent
 
@@ -41,7 +41,7 @@ _SUBSCRIBERS = {
 async def subscribers(session: AsyncSession, business_pk: int, topic: Topic) -> list[Subscriber]:
     """The endpoints to tell. A Core statement built once, on the transaction's connection."""
     connection = await session.connection()
-    rows = await connection.execute(_SUBSCRIBERS[topic], {"business_pk": business_pk})
+    rows = await select_rows(connection, _SUBSCRIBERS[topic], {"business_pk": business_pk})
     return [Subscriber(*row) for row in rows]
 
 
