@@ -2,13 +2,9 @@
 databases."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 
-from pesagate.config import Settings
-from pesagate.db import Database
 from pesagate.models import Customer
 from pesagate.payments import repository
 from pesagate.payments.views import CustomerView
@@ -16,13 +12,6 @@ from tests.ledger.books import Books
 
 PHONE = "254712399001"
 NO_DETAILS = {"email": None, "first_name": None, "last_name": None}
-
-
-@pytest.fixture
-async def books(db_url: str) -> AsyncIterator[Books]:
-    db = Database(db_url)
-    yield Books(db, Settings(database_url=db_url))
-    await db.dispose()
 
 
 async def upsert(books: Books, business_pk: int, **details: str | None) -> tuple[int, CustomerView]:

@@ -3,23 +3,10 @@ execution of the same statement returns and what the ORM row holds, for invoices
 state, on both databases. On SQLite the read runs through the driver (`Database.first_row`),
 so this is what checks its conversions (datetimes, enums, NULLs)."""
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.models import InvoiceState, LineStatus
 from pesagate.payments import repository
 from pesagate.payments.views import InvoiceView, invoice_json, session_json
-from tests.ledger.books import Books
-
-
-@pytest.fixture
-async def books(db_url: str) -> AsyncIterator[Books]:
-    db = Database(db_url)
-    yield Books(db, Settings(database_url=db_url))
-    await db.dispose()
 
 
 async def through_sqlalchemy(db: Database, business_pk: int, invoice_id: str) -> InvoiceView:

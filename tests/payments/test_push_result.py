@@ -1,14 +1,9 @@
 """Phase 3 of the push: what Daraja answered, stored on an invoice that may have moved on
 since phase 1 (a callback or a query can come before the push's own answer)."""
 
-from collections.abc import AsyncIterator
-
 import orjson
-import pytest
 from sqlalchemy import event, select
 
-from pesagate.config import Settings
-from pesagate.db import Database
 from pesagate.models import InvoiceState, WebhookEvent
 from pesagate.mpesa.results import PushAccepted
 from pesagate.payments import repository
@@ -19,13 +14,6 @@ from pesagate.webhooks.service import add_endpoint
 from tests.ledger.books import Books
 
 ACCEPTED = PushAccepted(merchant_request_id="29115-1", checkout_request_id="ws_CO_push", raw="{}")
-
-
-@pytest.fixture
-async def books(db_url: str) -> AsyncIterator[Books]:
-    db = Database(db_url)
-    yield Books(db, Settings(database_url=db_url))
-    await db.dispose()
 
 
 async def subscribed_merchant(books: Books) -> int:

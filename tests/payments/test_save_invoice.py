@@ -1,25 +1,21 @@
 """`save_invoice`: a locked invoice's changes written by one Core UPDATE, leaving the unit of
 work nothing to flush, on both databases."""
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import event
 
-from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.models import InvoiceState
 from pesagate.payments import repository
+from pesagate.payments.service import NewInvoice
 from pesagate.payments.views import invoice_json
 from tests.ledger.books import Books
 
 
-@pytest.fixture
-async def books(db_url: str) -> AsyncIterator[Books]:
-    db = Database(db_url)
-    yield Books(db, Settings(database_url=db_url))
-    await db.dispose()
+async def pushed(books: Books) -> NewInvoice:
+    business_pk, _, _ = await books.merchant()
+    return await books.pushed(business_pk, 100)
 
 
 class Statements:
@@ -44,8 +40,7 @@ class Statements:
 
 
 async def test_changes_are_written_at_once_and_nothing_is_left_to_flush(books):
-    business_pk, _, _ = await books.merchant()
-    new = await books.pushed(business_pk, 100)
+    new = await pushed(books)
     with Statements(books.db) as statements:
         async with books.db.transaction() as session:
             invoice = await repository.lock_invoice(session, id=new.id)
@@ -70,8 +65,7 @@ async def test_changes_are_written_at_once_and_nothing_is_left_to_flush(books):
 
 
 async def test_an_updated_at_set_by_the_caller_is_kept(books):
-    business_pk, _, _ = await books.merchant()
-    new = await books.pushed(business_pk, 100)
+    new = await pushed(books)
     chosen = new.view.updated_at + timedelta(minutes=5)
     async with books.db.transaction() as session:
         invoice = await repository.lock_invoice(session, id=new.id)
@@ -83,8 +77,7 @@ async def test_an_updated_at_set_by_the_caller_is_kept(books):
 
 
 async def test_an_unchanged_invoice_writes_nothing_and_later_changes_still_flush(books):
-    business_pk, _, _ = await books.merchant()
-    new = await books.pushed(business_pk, 100)
+    new = await pushed(books)
     with Statements(books.db) as statements:
         async with books.db.transaction() as session:
             invoice = await repository.lock_invoice(session, id=new.id)
