@@ -221,10 +221,8 @@ class Database:
             if self.is_sqlite
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
-        # SQLite: one read connection kept checked out for `read_one()` (see there), and its
-        # sqlite3 connection.
+        # SQLite: one read connection kept checked out for `read_one()` (see there).
         self._kept_reader: AsyncConnection | None = None
-        self._kept_sqlite3: sqlite3.Connection | None = None
         self._kept_reader_lent = False
 
     @asynccontextmanager
@@ -302,48 +300,15 @@ class Database:
             self._kept_reader_lent = False
 
     async def first_row(self, statement: AnySelect, params: dict[str, Any]) -> Sequence[Any] | None:
-        """The first row of a prebuilt Core SELECT (a `read_one()` statement), its values
-        converted by the columns' types as SQLAlchemy would.
-
-        On SQLite, when the kept reader is free, the statement runs on its sqlite3 connection
-        directly, compiled once: SQLAlchemy's execution of a statement (execution context,
-        parameter and result processing, result objects, greenlet hops) was ~30% of a status
-        request and SQLite's own work ~2%. A driver error falls back to SQLAlchemy's path,
-        which reports it as usual. `tests/payments/test_invoice_view.py` compares the two."""
-        if self.is_sqlite and not self._kept_reader_lent:
-            with contextlib.suppress(sqlite3.Error):
-                return await self._first_row_through_sqlite3(statement, params)
+        """The first row of a prebuilt Core SELECT run on its own (`read_one()`), its values
+        converted as SQLAlchemy would: on SQLite through the driver (`select_rows`; for the
+        status read SQLAlchemy's execution was ~30% of the request, SQLite's own work ~2%).
+        `tests/payments/test_invoice_view.py` compares it with SQLAlchemy's path."""
         async with self.read_one() as connection:
-            row: Sequence[Any] | None = (await connection.execute(statement, params)).first()
-            return row
-
-    async def _first_row_through_sqlite3(
-        self, statement: AnySelect, params: dict[str, Any]
-    ) -> tuple[Any, ...] | None:
-        form = _driver_form(statement, self.engine.dialect)
-        self._kept_reader_lent = True
-        try:
-            driver = await self._kept_driver()
-            cursor = driver.execute(form.sql, form.parameters(params))
-            try:
-                raw = cursor.fetchone()
-            finally:
-                cursor.close()  # resets the statement: no snapshot is held after it
-        finally:
-            self._kept_reader_lent = False
-        return None if raw is None else form.row(raw)
-
-    async def _kept_driver(self) -> sqlite3.Connection:
-        if self._kept_reader is None:
-            self._kept_reader = await self.engine.connect()
-        if self._kept_sqlite3 is None:
-            raw = await self._kept_reader.get_raw_connection()
-            assert isinstance(raw.driver_connection, InlineConnection)
-            self._kept_sqlite3 = raw.driver_connection.sqlite
-        return self._kept_sqlite3
+            rows = await select_rows(connection, statement, params)
+        return rows[0] if rows else None
 
     async def _close_kept_reader(self) -> None:
-        self._kept_sqlite3 = None
         reader, self._kept_reader = self._kept_reader, None
         if reader is not None:
             await reader.close()
@@ -372,6 +337,8 @@ class _DriverForm:
 
     @classmethod
     def of(cls, statement: AnySelect, dialect: Dialect) -> "_DriverForm":
+        # The `_cached_*_processor` methods are what SQLAlchemy's own execution calls (private
+        # but stable across 2.x; the version is pinned, and tests compare the two paths).
         compiled = statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup or ())
         parameters = [compiled.binds[name] for name in names]

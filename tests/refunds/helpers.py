@@ -4,9 +4,12 @@ import asyncio
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from pesagate.db import Database
+from pesagate.kit.clock import utc_now
 from pesagate.ledger.service import findings
+from pesagate.models import Job, WebhookEvent
 from tests.fixtures.servers import wait_until
 from tests.gateway.conftest import Gateway
 
@@ -76,6 +79,35 @@ def books_findings(db_url: str) -> list[str]:
         db = Database(db_url)
         try:
             return await findings(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def outbox_state(db_url: str) -> str:
+    """Every webhook event and job row, for a failure message: where a delivery stood when a
+    test stopped waiting for it."""
+
+    async def go() -> str:
+        db = Database(db_url)
+        try:
+            async with db.read() as session:
+                events = (
+                    await session.execute(select(WebhookEvent).order_by(WebhookEvent.id))
+                ).scalars()
+                jobs = (await session.execute(select(Job).order_by(Job.id))).scalars()
+                lines = [
+                    f"event {e.id} {e.ordering_key} {e.status} attempts={e.attempts} "
+                    f"updated={e.updated_at:%H:%M:%S.%f} failure={e.failure_reason}"
+                    for e in events
+                ]
+                lines += [
+                    f"job {j.key} run_at={j.run_at:%H:%M:%S.%f} locked_by={j.locked_by} "
+                    f"attempts={j.attempts} failures={j.failures} error={j.last_error}"
+                    for j in jobs
+                ]
+                return f"now {utc_now():%H:%M:%S.%f}\n" + "\n".join(lines)
         finally:
             await db.dispose()
 

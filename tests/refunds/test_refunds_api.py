@@ -11,6 +11,7 @@ from standardwebhooks import Webhook
 from tests.fixtures.servers import CallbackReceiver, wait_until
 from tests.refunds.helpers import (
     books_findings,
+    outbox_state,
     paid_invoice,
     refund,
     reversals,
@@ -72,7 +73,10 @@ def test_sdk_refund_reverses_the_payment_once(start_gateway, receiver, db_url):
     assert _refundable(gateway, invoice) is False
     assert books_findings(db_url) == []
 
-    hooks = receiver.wait_for("/hooks", count=3)
+    try:
+        hooks = receiver.wait_for("/hooks", count=3)
+    except AssertionError as waited:  # where the deliveries stood (a rare failure, see below)
+        raise AssertionError(f"{waited}\n{outbox_state(db_url)}") from waited
     bodies = [_verified(request, endpoint["signing_secret"]) for request in hooks]
     assert [body["status"] for body in bodies] == ["PENDING", "PROCESSING", "COMPLETED"]
     assert {body["chargeback_id"] for body in bodies} == {created["chargeback_id"]}
