@@ -94,11 +94,11 @@ async def save_invoice(session: AsyncSession, invoice: Invoice) -> None:
     the flush of this one row was ~17% of the instructions. `updated_at` moves as its
     onupdate would move it. Changes to anything but columns are left to the flush."""
     state = inspect(invoice)
-    changed = state.committed_state.keys()
-    if not changed or not changed <= _INVOICE_COLUMN_KEYS:
+    changed = state.committed_state  # the original value of each attribute changed
+    if not changed or not changed.keys() <= _INVOICE_COLUMN_KEYS:
         return
     if "updated_at" not in changed:
-        invoice.updated_at = utc_now()
+        invoice.updated_at = utc_now()  # as its onupdate would at the flush (now in `changed`)
     values = {key: getattr(invoice, key) for key in changed}
     connection = await session.connection()
     await connection.execute(_INVOICE_CHANGES, {"invoice_pk": invoice.id, **values})
