@@ -1,6 +1,7 @@
 """Shared steps of the refund tests: a paid invoice, refunds through the API, the books."""
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -108,6 +109,21 @@ def outbox_state(db_url: str) -> str:
                     for j in jobs
                 ]
                 return f"now {utc_now():%H:%M:%S.%f}\n" + "\n".join(lines)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def outbox_statuses(db_url: str) -> list[str]:
+    """The `status` of every webhook event written, oldest first (one endpoint's refund)."""
+
+    async def go() -> list[str]:
+        db = Database(db_url)
+        try:
+            async with db.read() as session:
+                events = await session.scalars(select(WebhookEvent).order_by(WebhookEvent.id))
+                return [json.loads(event.payload)["status"] for event in events]
         finally:
             await db.dispose()
 

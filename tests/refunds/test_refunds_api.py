@@ -12,6 +12,7 @@ from tests.fixtures.servers import CallbackReceiver, wait_until
 from tests.refunds.helpers import (
     books_findings,
     outbox_state,
+    outbox_statuses,
     paid_invoice,
     refund,
     reversals,
@@ -73,12 +74,18 @@ def test_sdk_refund_reverses_the_payment_once(start_gateway, receiver, db_url):
     assert _refundable(gateway, invoice) is False
     assert books_findings(db_url) == []
 
+    # Every status change wrote its event with it. The simulator sends the Result at once, so
+    # it can beat the reversal's acknowledgement: the refund then goes PENDING -> COMPLETED and
+    # no PROCESSING event is written (refunds/state.py). Either way each event written arrives,
+    # signed and in order.
+    written = outbox_statuses(db_url)
+    assert written in (["PENDING", "PROCESSING", "COMPLETED"], ["PENDING", "COMPLETED"])
     try:
-        hooks = receiver.wait_for("/hooks", count=3)
-    except AssertionError as waited:  # where the deliveries stood (a rare failure, see below)
+        hooks = receiver.wait_for("/hooks", count=len(written))
+    except AssertionError as waited:  # where the deliveries stood
         raise AssertionError(f"{waited}\n{outbox_state(db_url)}") from waited
     bodies = [_verified(request, endpoint["signing_secret"]) for request in hooks]
-    assert [body["status"] for body in bodies] == ["PENDING", "PROCESSING", "COMPLETED"]
+    assert [body["status"] for body in bodies] == written
     assert {body["chargeback_id"] for body in bodies} == {created["chargeback_id"]}
     assert all(body["challenge"] == "ch" for body in bodies)
 
