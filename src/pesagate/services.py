@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import httpx
 import structlog
-from httpx_aiohttp import AiohttpTransport
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pesagate.accounts.service import add_member
@@ -31,6 +30,7 @@ from pesagate.merchants.ratelimit import PromptLimiter, RateLimiter
 from pesagate.merchants.service import create_business, has_merchants
 from pesagate.models import Business, Environment, Role, Wallet
 from pesagate.mpesa.client import DarajaClient, DarajaConfig
+from pesagate.mpesa.transport import AiohttpTransport
 from pesagate.payments.callback_retention import PRUNE_JOB as CALLBACK_PRUNE_JOB
 from pesagate.payments.callback_retention import CallbackPruner
 from pesagate.payments.endpoints import PushInSession
@@ -125,7 +125,7 @@ def daraja_config(settings: Settings) -> DarajaConfig:
 class Services:
     settings: Settings
     db: Database
-    http: httpx.AsyncClient
+    http: AiohttpTransport
     daraja: DarajaClient
     deliverer: Deliverer
     rate_limiter: RateLimiter
@@ -144,16 +144,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> "Services":
         db = Database(settings.database_url)
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)  # the transport's
-        http = httpx.AsyncClient(
-            timeout=settings.mpesa_timeout_s,
-            trust_env=False,
-            # httpx's API over aiohttp's connections: httpcore's pool was ~11% of an STK
-            # push's CPU (bench/profile.py push); the client code and its tests stay httpx.
-            transport=AiohttpTransport(
-                limits=limits, trust_env=False, verify=default_ssl_context()
-            ),
-        )
+        http = AiohttpTransport(ssl_context=default_ssl_context(), max_connections=100)
         daraja = DarajaClient(daraja_config(settings), http)
         limiter = RateLimiter(settings.rate_limit, settings.redis_url)
         refusals = RateLimiter(settings.callback_refusal_limit, settings.redis_url)

@@ -1,7 +1,9 @@
 """The gateway's Daraja client, against the real simulator served over HTTP.
 
-Answers the simulator never gives (HTML pages, Apigee faults, garbage) are produced by an
-`httpx.MockTransport`, which stands in for Safaricom, not for any code of this project.
+The client goes through the gateway's own transport (aiohttp) to the simulator. Answers the
+simulator never gives (HTML pages, Apigee faults, garbage, dropped connections) are produced by
+an `httpx.MockTransport` behind the client's `Transport` protocol: it stands in for Safaricom,
+not for any code of this project.
 """
 
 import asyncio
@@ -11,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 import pytest
@@ -38,6 +41,7 @@ from pesagate.mpesa.protocol import (
     TransactionType,
     stk_password,
 )
+from pesagate.mpesa.transport import AiohttpTransport, HttpAnswer
 from pesagate.simulator import SimulatorSettings, create_simulator_app
 from pesagate.simulator.settings import SANDBOX_PASSKEY
 from tests.fixtures.servers import SHARED_SSL_CONTEXT, CallbackReceiver, UvicornThread, wait_until
@@ -113,13 +117,15 @@ def sim(make_sim: Callable[..., Sim]) -> Sim:
 
 
 class RequestLog:
-    """An httpx request hook that records the path of every request sent."""
+    """An aiohttp trace that records the path of every request sent."""
 
     def __init__(self) -> None:
         self.paths: list[str] = []
+        self.trace = aiohttp.TraceConfig()
+        self.trace.on_request_start.append(self._started)
 
-    async def __call__(self, request: httpx.Request) -> None:
-        self.paths.append(request.url.path)
+    async def _started(self, session: Any, context: Any, params: Any) -> None:
+        self.paths.append(params.url.path)
 
     def count(self, path: str) -> int:
         return sum(1 for p in self.paths if p.endswith(path))
@@ -138,11 +144,10 @@ def sim_config(base_url: str, **overrides: Any) -> DarajaConfig:
     return DarajaConfig(**fields)
 
 
-def http_client(requests: RequestLog | None = None, **kwargs: Any) -> httpx.AsyncClient:
-    hooks: dict[str, list[Callable[..., Any]]] = {"request": [requests]} if requests else {}
-    return httpx.AsyncClient(
-        trust_env=False, event_hooks=hooks, **kwargs, verify=SHARED_SSL_CONTEXT
-    )
+def http_client(requests: RequestLog | None = None) -> AiohttpTransport:
+    """The transport the gateway uses (services.py)."""
+    traces = [requests.trace] if requests else None
+    return AiohttpTransport(ssl_context=SHARED_SSL_CONTEXT, trace_configs=traces)
 
 
 async def push(client: DarajaClient, phone: str, **overrides: Any) -> PushResult:
@@ -235,7 +240,8 @@ async def test_lost_push_response_is_unknown_but_the_transaction_exists(sim: Sim
         result = await push(DarajaClient(sim_config(sim.url), http), "254700009005")
     assert isinstance(result, PushUnknown)
     assert result.raw is None
-    assert result.reason.startswith(("RemoteProtocolError", "ReadError"))  # dropped, unanswered
+    # dropped, unanswered: what aiohttp raises for a closed or a reset connection
+    assert result.reason.startswith(("ServerDisconnectedError", "ClientOSError"))
     assert requests.count(STK_PUSH_PATH) == 1  # never retried
     [tx] = sim.transactions(phone_number="254700009005")
     assert tx["amount"] == 100
@@ -407,7 +413,7 @@ async def test_daraja_unreachable_before_any_token_means_not_sent() -> None:
         result = await push(client, "254712340041")
         query = await client.stk_query("ws_CO_01012026000000000712345678")
     assert isinstance(result, PushNotSent)
-    assert "ConnectError" in result.reason
+    assert "Cannot connect" in result.reason
     assert isinstance(query, QueryError)
 
 
@@ -460,8 +466,35 @@ class FakeDaraja:
         return sum(1 for r in self.requests if r.url.path == path)
 
 
-def fake_client(fake: FakeDaraja, **config: Any) -> tuple[DarajaClient, httpx.AsyncClient]:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+class ScriptedSafaricom:
+    """The client's `Transport` over an `httpx.MockTransport` handler."""
+
+    def __init__(self, handler: Callable[[httpx.Request], Any]) -> None:
+        self._http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        body: bytes | None = None,
+        timeout_s: float,
+    ) -> HttpAnswer:
+        response = await self._http.request(
+            method, url, headers=headers, content=body, timeout=timeout_s
+        )
+        return HttpAnswer(response.status_code, response.content)
+
+    async def __aenter__(self) -> "ScriptedSafaricom":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._http.aclose()
+
+
+def fake_client(fake: FakeDaraja, **config: Any) -> tuple[DarajaClient, ScriptedSafaricom]:
+    http = ScriptedSafaricom(fake)
     return DarajaClient(sim_config("https://api.safaricom.co.ke", **config), http), http
 
 
@@ -514,12 +547,10 @@ ACCEPTED = {
             ),
             None,
         ),
-        (httpx.ReadTimeout("timed out"), None),
-        (
-            httpx.RemoteProtocolError("Server disconnected without sending a response."),
-            None,
-        ),
-        (httpx.ReadError("Connection reset by peer"), None),
+        # What aiohttp raises: its total timeout, a dropped connection, a reset.
+        (TimeoutError(), None),
+        (aiohttp.ServerDisconnectedError(), None),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), None),
     ],
     ids=[
         "html-503",
@@ -702,7 +733,7 @@ QUERY_FINAL = {
         (httpx.Response(502, content=HTML_503), QueryError),
         (httpx.Response(200, content=b""), QueryError),
         (json_response(200, "a string"), QueryError),
-        (httpx.ConnectTimeout("timed out"), QueryError),
+        (aiohttp.ConnectionTimeoutError("timed out"), QueryError),
     ],
 )
 async def test_query_answers_outside_the_simulator(
@@ -735,7 +766,7 @@ async def test_token_is_cached_and_refreshed_shortly_before_expiry(expires_in: b
     fake = FakeDaraja(json_response(200, ACCEPTED))
     fake.token_body = b'{"access_token": "tok", "expires_in": ' + expires_in + b"}"
     clock = FakeClock()
-    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+    async with ScriptedSafaricom(fake) as http:
         client = DarajaClient(sim_config("https://api.safaricom.co.ke"), http, clock=clock)
         await client.access_token()
         clock.now += 3538  # 61 s before expiry: still cached
@@ -754,7 +785,7 @@ async def test_an_unusable_expires_in_falls_back_to_a_short_token_life(expires_i
     fake = FakeDaraja(json_response(200, ACCEPTED))
     fake.token_body = b'{"access_token": "tok", "expires_in": ' + expires_in.encode() + b"}"
     clock = FakeClock()
-    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as http:
+    async with ScriptedSafaricom(fake) as http:
         client = DarajaClient(sim_config("https://api.safaricom.co.ke"), http, clock=clock)
         await client.access_token()
         clock.now += 500  # within the fallback life (600 s less its margin)
@@ -796,11 +827,11 @@ async def test_oauth_failures_raise_a_readable_auth_error(
 
 async def test_oauth_network_error_raises_an_auth_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("Connection refused")
+        raise aiohttp.ClientOSError(111, "Connection refused")
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+    async with ScriptedSafaricom(handler) as http:
         client = DarajaClient(sim_config("https://api.safaricom.co.ke"), http)
-        with pytest.raises(DarajaAuthError, match="ConnectError"):
+        with pytest.raises(DarajaAuthError, match=r"ClientOSError.*Connection refused"):
             await client.access_token()
 
 
@@ -813,7 +844,7 @@ async def test_concurrent_callers_share_one_failed_refresh() -> None:
         await asyncio.sleep(0)  # let every other caller queue up on the refresh
         return httpx.Response(400)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+    async with ScriptedSafaricom(handler) as http:
         client = DarajaClient(sim_config("https://api.safaricom.co.ke"), http)
         results = await asyncio.gather(*(push(client, f"2547123456{i:02d}") for i in range(10)))
         assert all(isinstance(r, PushNotSent) for r in results)

@@ -79,7 +79,7 @@ def test_credential_decrypts_with_the_simulator_key_and_differs_each_time() -> N
 
 
 async def test_simulator_serves_its_certificate(sim: Sim) -> None:
-    async with http_client() as http:
+    async with httpx.AsyncClient(trust_env=False) as http:
         response = await http.get(sim.url + SANDBOX_CERTIFICATE_PATH)
     assert response.status_code == 200
     load_public_key(response.content)
@@ -179,7 +179,7 @@ async def test_a_garbled_credential_is_refused_synchronously(
     sim: Sim, client: DarajaClient
 ) -> None:
     token = await client.access_token()
-    async with http_client() as http:
+    async with httpx.AsyncClient(trust_env=False) as http:
         response = await http.post(
             sim.url + REVERSAL_PATH,
             headers={"Authorization": f"Bearer {token}"},

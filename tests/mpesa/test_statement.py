@@ -5,6 +5,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 import pytest
@@ -255,8 +256,8 @@ async def test_empty_statements(answer: httpx.Response) -> None:
             json_response(200, {"ResponseCode": "1001", "ResponseMessage": "Invalid shortcode"}),
             "ResponseCode 1001 Invalid shortcode",
         ),
-        (httpx.ConnectError("Connection refused"), "ConnectError"),
-        (httpx.ReadTimeout("timed out"), "ReadTimeout"),
+        (aiohttp.ClientOSError(111, "Connection refused"), "Connection refused"),
+        (TimeoutError(), "TimeoutError"),
     ],
 )
 async def test_unreadable_answers_are_errors(

@@ -3,7 +3,7 @@
 Written for the real service (see DARAJA.md). Three rules shape it:
 
 - **Never raise for what the network or the server does.** Every answer, however malformed, and
-  every httpx error maps to one of the result records in `pesagate.mpesa.results`.
+  every network error maps to one of the result records in `pesagate.mpesa.results`.
 - **Never blind-retry a push.** The only retry is after `404.001.03` "Invalid Access Token"
   (or an HTTP 401 from the API proxy): such a request was refused before M-Pesa saw it, so it is
   sent once more with a fresh token. Anything that might have reached M-Pesa is `PushUnknown`.
@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any, Final
 
 import aiohttp
-import httpx
 import orjson
 import structlog
 
@@ -73,6 +72,7 @@ from pesagate.mpesa.statement import (
     parse_page,
     query_payload,
 )
+from pesagate.mpesa.transport import Transport
 
 __all__ = [
     "DarajaAuthError",
@@ -94,9 +94,9 @@ __all__ = [
     "RequestUnknown",
 ]
 
-# What a request to Daraja can raise besides an answer. httpx's own errors, plus what the
-# aiohttp transport (services.py) lets through unmapped: never a crash, always "no answer".
-TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, TimeoutError, OSError)
+# What a request to Daraja can raise besides an answer (see `Transport`): never a crash,
+# always "no answer".
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 log = structlog.get_logger("pesagate.mpesa")
 
@@ -186,12 +186,12 @@ class _Answer:
 
 
 class DarajaClient:
-    """A Daraja client over a shared `httpx.AsyncClient` (owned and closed by the caller)."""
+    """A Daraja client over a shared `Transport` (owned and closed by the caller)."""
 
     def __init__(
         self,
         config: DarajaConfig,
-        http: httpx.AsyncClient,
+        http: Transport,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -254,17 +254,17 @@ class DarajaClient:
     async def _fetch_token(self) -> _Token:
         started = self._clock()
         try:
-            response = await self._http.get(
-                self._base + OAUTH_PATH,
-                params={"grant_type": "client_credentials"},
+            response = await self._http.request(
+                "GET",
+                self._base + OAUTH_PATH + "?grant_type=client_credentials",
                 headers={"Authorization": self._basic, "Accept": "application/json"},
-                timeout=self.config.timeout_s,
+                timeout_s=self.config.timeout_s,
             )
         except TRANSPORT_ERRORS as exc:
             reason = f"OAuth request failed: {_describe_exception(exc)}"
             log.warning("daraja.oauth.failed", reason=reason)
             raise DarajaAuthError(reason) from exc
-        status = response.status_code
+        status = response.status
         body = _parse_json(response.content)
         if status != 200:
             reason = f"OAuth refused: HTTP {status}"
@@ -459,13 +459,16 @@ class DarajaClient:
 
     async def _fetch_sandbox_certificate(self) -> bytes | RequestNotSent:
         try:
-            response = await self._http.get(
-                self._base + SANDBOX_CERTIFICATE_PATH, timeout=self.config.timeout_s
+            response = await self._http.request(
+                "GET",
+                self._base + SANDBOX_CERTIFICATE_PATH,
+                headers={},
+                timeout_s=self.config.timeout_s,
             )
         except TRANSPORT_ERRORS as exc:
             return RequestNotSent(f"no certificate: {_describe_exception(exc)}")
-        if response.status_code != 200:
-            return RequestNotSent(f"no certificate: HTTP {response.status_code}")
+        if response.status != 200:
+            return RequestNotSent(f"no certificate: HTTP {response.status}")
         return response.content
 
     async def _initiate(
@@ -506,19 +509,18 @@ class DarajaClient:
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
     async def _post(self, path: str, payload: bytes, token: str) -> _Answer:
-        response = await self._http.post(
+        response = await self._http.request(
+            "POST",
             self._base + path,
-            content=payload,
             headers={
                 "Authorization": f"Bearer {token}",
                 "Content-Type": "application/json",
                 "Accept": "application/json",
             },
-            timeout=self.config.timeout_s,
+            body=payload,
+            timeout_s=self.config.timeout_s,
         )
-        return _Answer(
-            response.status_code, _truncate(response.text), _parse_json(response.content)
-        )
+        return _Answer(response.status, _truncate(response.text), _parse_json(response.content))
 
 
 # --- classification (pure functions of one answer) ----------------------------------------
