@@ -16,7 +16,7 @@ from typing import Any, NewType
 
 from sqlalchemy import Select, event, text
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -326,8 +326,9 @@ _GIVEN_AT_RUN = object()
 
 @dataclass(frozen=True, slots=True)
 class _DriverForm:
-    """A Core SELECT as SQLite's driver runs it: its SQL, its parameters in order with the
-    processing their types ask for, and the processing of each result column."""
+    """A prebuilt Core statement as SQLite's driver runs it: its SQL, its parameters in order
+    with the processing their types ask for, and the processing of each result column (the
+    SELECT's, or an INSERT's or UPDATE's RETURNING)."""
 
     sql: str
     names: tuple[str, ...]
@@ -336,18 +337,36 @@ class _DriverForm:
     results: tuple[_Processor, ...]
 
     @classmethod
-    def of(cls, statement: AnySelect, dialect: Dialect) -> "_DriverForm":
+    def of(
+        cls, statement: Any, dialect: Dialect, column_keys: list[str] | None = None
+    ) -> "_DriverForm | None":
+        """None when SQLAlchemy's execution would compute values of its own (a column's
+        Python-side callable default, or an onupdate): only it does. A constant default is
+        bound as it would bind it."""
         # The `_cached_*_processor` methods are what SQLAlchemy's own execution calls (private
         # but stable across 2.x; the version is pinned, and tests compare the two paths).
-        compiled = statement.compile(dialect=dialect)
+        # `column_keys` are the keys of an INSERT's or UPDATE's values, as its execution
+        # compiles it.
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        defaults = compiled.insert_prefetch
+        if compiled.update_prefetch or not all(column.default.is_scalar for column in defaults):
+            return None
+        constants = {column.key: column.default.arg for column in defaults}
         names = tuple(compiled.positiontup or ())
+        if not constants.keys() <= set(names):
+            return None
         parameters = [compiled.binds[name] for name in names]
-        values = tuple(_GIVEN_AT_RUN if p.required else p.effective_value for p in parameters)
-        binds = tuple(p.type._cached_bind_processor(dialect) for p in parameters)
-        results = tuple(
-            column.type._cached_result_processor(dialect, None)
-            for column in statement.selected_columns
+        values = tuple(
+            constants.get(name, _GIVEN_AT_RUN if p.required else p.effective_value)
+            for name, p in zip(names, parameters, strict=True)
         )
+        binds = tuple(p.type._cached_bind_processor(dialect) for p in parameters)
+        columns = (
+            statement.selected_columns
+            if isinstance(statement, Select)
+            else statement.exported_columns
+        )
+        results = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
         return cls(str(compiled), names, values, binds, results)
 
     def parameters(self, params: dict[str, Any]) -> list[Any]:
@@ -367,15 +386,28 @@ class _DriverForm:
         )
 
 
-_DRIVER_FORMS: dict[tuple[AnySelect, str], _DriverForm] = {}
+_DRIVER_FORMS: dict[tuple[Any, ...], _DriverForm | None] = {}
 
 
-def _driver_form(statement: AnySelect, dialect: Dialect) -> _DriverForm:
-    key = (statement, dialect.name)
-    form = _DRIVER_FORMS.get(key)
-    if form is None:
-        form = _DRIVER_FORMS[key] = _DriverForm.of(statement, dialect)
+def _driver_form(
+    statement: Any, dialect: Dialect, column_keys: tuple[str, ...] | None = None
+) -> _DriverForm | None:
+    key = (statement, dialect.name, column_keys)
+    if key in _DRIVER_FORMS:
+        return _DRIVER_FORMS[key]
+    keys = list(column_keys) if column_keys is not None else None
+    form = _DRIVER_FORMS[key] = _DriverForm.of(statement, dialect, keys)
     return form
+
+
+def _on_sqlite(connection: AsyncConnection) -> tuple[sqlite3.Connection, Dialect] | None:
+    """The transaction's own sqlite3 connection and its dialect; None on another backend."""
+    sync = connection.sync_connection
+    if sync is None or sync.dialect.name != "sqlite":
+        return None
+    inline = sync.connection.driver_connection
+    assert isinstance(inline, InlineConnection)
+    return inline.sqlite, sync.dialect
 
 
 async def select_rows(
@@ -386,18 +418,67 @@ async def select_rows(
     would. On SQLite straight through the driver, compiled once (see `Database.first_row`:
     SQLAlchemy's execution of a statement costs ~25x SQLite's own work on these indexed
     reads); a driver error falls back to SQLAlchemy's path, which reports it as usual."""
-    sync = connection.sync_connection
-    if sync is not None and sync.dialect.name == "sqlite":
-        form = _driver_form(statement, sync.dialect)
-        inline = sync.connection.driver_connection
-        assert isinstance(inline, InlineConnection)
+    on_sqlite = _on_sqlite(connection)
+    if on_sqlite is not None:
+        sqlite, dialect = on_sqlite
+        form = _driver_form(statement, dialect)
+        assert form is not None  # a SELECT has no Python-side defaults
         with contextlib.suppress(sqlite3.Error):
-            cursor = inline.sqlite.execute(form.sql, form.parameters(params))
+            cursor = sqlite.execute(form.sql, form.parameters(params))
             try:
                 return [form.row(raw) for raw in cursor.fetchall()]
             finally:
                 cursor.close()
     return list((await connection.execute(statement, params)).all())
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    rowcount: int  # rows the statement inserted or changed (-1 for many rows on PostgreSQL)
+    returned: Sequence[Sequence[Any]]  # its RETURNING rows, converted as SQLAlchemy would
+
+
+async def write(
+    connection: AsyncConnection, statement: Any, params: dict[str, Any] | list[dict[str, Any]]
+) -> Written:
+    """Run a prebuilt Core INSERT or UPDATE (one row of values, or many with the same keys)
+    on the transaction's connection. On SQLite through the driver, compiled once per set of
+    keys, as `select_rows` reads: SQLAlchemy's execution of each of a push's and a callback's
+    writes cost several times SQLite's own work. Constant column defaults are bound as
+    SQLAlchemy binds them; a statement that would need a callable default or an onupdate
+    computed runs through SQLAlchemy (so hot callers give such values, `created_at` say), as
+    does every statement on PostgreSQL. A driver error is raised as SQLAlchemy raises it (an
+    `IntegrityError` for a broken constraint), and the transaction rolls back as after one.
+
+    Only for statements built once (module constants, or cached like `insert_ignoring`'s):
+    each distinct statement object is compiled and kept for the life of the process."""
+    on_sqlite = _on_sqlite(connection)
+    rows = params if isinstance(params, list) else [params]
+    if on_sqlite is not None and rows:
+        sqlite, dialect = on_sqlite
+        form = _driver_form(statement, dialect, tuple(rows[0]))
+        if form is not None:
+            return _write_on_driver(sqlite, form, rows, dialect)
+    result = await connection.execute(statement, params)
+    returned = list(result.all()) if result.returns_rows else []
+    return Written(result.rowcount, returned)
+
+
+def _write_on_driver(
+    sqlite: sqlite3.Connection, form: _DriverForm, rows: list[dict[str, Any]], dialect: Dialect
+) -> Written:
+    try:
+        if len(rows) > 1:
+            cursor = sqlite.executemany(form.sql, [form.parameters(row) for row in rows])
+        else:
+            cursor = sqlite.execute(form.sql, form.parameters(rows[0]))
+        try:
+            returned = [form.row(raw) for raw in cursor.fetchall()]
+            return Written(cursor.rowcount, returned)
+        finally:
+            cursor.close()
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(form.sql, rows, error, sqlite3.Error, dialect=dialect) from error
 
 
 def remember_after_commit(session: _Session, key: str, value: Any) -> None:

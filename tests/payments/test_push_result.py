@@ -2,7 +2,7 @@
 since phase 1 (a callback or a query can come before the push's own answer)."""
 
 import orjson
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from pesagate.models import InvoiceState, WebhookEvent
 from pesagate.mpesa.results import PushAccepted
@@ -11,6 +11,7 @@ from pesagate.payments.service import record_push_result
 from pesagate.payments.views import invoice_json
 from pesagate.webhooks.schemas import EndpointCreate
 from pesagate.webhooks.service import add_endpoint
+from tests.fixtures.statements import Statements
 from tests.ledger.books import Books
 
 ACCEPTED = PushAccepted(merchant_request_id="29115-1", checkout_request_id="ws_CO_push", raw="{}")
@@ -56,20 +57,11 @@ async def test_an_untouched_invoice_takes_the_answer_as_the_locked_path_would(bo
 async def test_an_untouched_invoice_is_changed_without_being_read(books):
     business_pk = await subscribed_merchant(books)
     new = await books.pushed(business_pk, 100)
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(" ".join(statement.split()).lower())
-
-    engine = books.db.write_engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with Statements(books.db) as statements:
         await record_push_result(books.db, new, ACCEPTED)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
-    on_invoices = [sql for sql in statements if " invoices" in sql]
-    assert len(on_invoices) == 1 and on_invoices[0].startswith("update invoices"), statements
+    on_invoices = statements.on("invoices")
+    assert len(on_invoices) == 1 and on_invoices[0].startswith("update invoices"), statements.seen
 
 
 async def test_ids_a_callback_lent_first_give_way_to_the_push_answer(books):

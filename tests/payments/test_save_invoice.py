@@ -3,40 +3,17 @@ work nothing to flush, on both databases."""
 
 from datetime import timedelta
 
-from sqlalchemy import event
-
-from pesagate.db import Database
 from pesagate.models import InvoiceState
 from pesagate.payments import repository
 from pesagate.payments.service import NewInvoice
 from pesagate.payments.views import invoice_json
+from tests.fixtures.statements import Statements
 from tests.ledger.books import Books
 
 
 async def pushed(books: Books) -> NewInvoice:
     business_pk, _, _ = await books.merchant()
     return await books.pushed(business_pk, 100)
-
-
-class Statements:
-    """The statements the write engine runs while recording, lower-cased, one line each."""
-
-    def __init__(self, db: Database) -> None:
-        self.engine = db.write_engine.sync_engine
-        self.seen: list[str] = []
-
-    def _record(self, conn, cursor, statement, *args) -> None:
-        self.seen.append(" ".join(statement.split()).lower())
-
-    def __enter__(self) -> "Statements":
-        event.listen(self.engine, "before_cursor_execute", self._record)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._record)
-
-    def updates(self) -> list[str]:
-        return [s for s in self.seen if s.startswith("update invoices")]
 
 
 async def test_changes_are_written_at_once_and_nothing_is_left_to_flush(books):
@@ -48,11 +25,11 @@ async def test_changes_are_written_at_once_and_nothing_is_left_to_flush(books):
             invoice.failed_code = "1032"
             invoice.failed_reason = "Request cancelled by user"
             await repository.save_invoice(session, invoice)
-            assert len(statements.updates()) == 1
+            assert len(updates(statements)) == 1
             assert not session.dirty
             saved = invoice_json(invoice)
     # The commit's flush wrote nothing more.
-    assert len(statements.updates()) == 1
+    assert len(updates(statements)) == 1
     row = await books.invoice_row(new.id)
     assert (row.state, row.failed_code, row.failed_reason) == (
         InvoiceState.FAILED,
@@ -82,7 +59,11 @@ async def test_an_unchanged_invoice_writes_nothing_and_later_changes_still_flush
         async with books.db.transaction() as session:
             invoice = await repository.lock_invoice(session, id=new.id)
             await repository.save_invoice(session, invoice)
-            assert statements.updates() == []
+            assert updates(statements) == []
             invoice.failed_reason = "changed after the save"  # the flush at commit writes it
-    assert len(statements.updates()) == 1
+    assert len(updates(statements)) == 1
     assert (await books.invoice_row(new.id)).failed_reason == "changed after the save"
+
+
+def updates(statements: Statements) -> list[str]:
+    return [sql for sql in statements.seen if sql.startswith("update invoices")]

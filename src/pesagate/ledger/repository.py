@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from pesagate.db import AnySession, insert_ignoring, select_rows
+from pesagate.db import AnySession, insert_ignoring, select_rows, write
 from pesagate.kit.clock import utc_now
 from pesagate.kit.pagination import Page
 from pesagate.ledger.wallet_view import WalletView
@@ -149,7 +149,7 @@ async def add_to_balance(
         "available_delta": available_delta,
         "now": utc_now(),
     }
-    row = (await connection.execute(_ADD_TO_BALANCE, params)).one()
+    [row] = (await write(connection, _ADD_TO_BALANCE, params)).returned
     return int(row[0]), int(row[1])
 
 
@@ -187,14 +187,21 @@ async def insert_entry(
 ) -> int | None:
     """The new entry's id; None if an entry with this key exists (it is left as it is)."""
     statement = insert_ignoring(session, LedgerEntry, returning="id")
-    values = {"key": key, "kind": kind, "invoice_id": invoice_pk, "narrative": narrative}
+    values = {
+        "key": key,
+        "kind": kind,
+        "invoice_id": invoice_pk,
+        "narrative": narrative,
+        "created_at": utc_now(),  # given, not defaulted: see `db.write`
+    }
     connection = await session.connection()
-    return (await connection.execute(statement, values)).scalar()
+    returned = (await write(connection, statement, values)).returned
+    return int(returned[0][0]) if returned else None
 
 
 async def insert_postings(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     connection = await session.connection()
-    await connection.execute(_NEW_POSTINGS, rows)
+    await write(connection, _NEW_POSTINGS, rows)
 
 
 async def lock_entry_accounts(session: AsyncSession, entry_pk: int) -> dict[int, LedgerAccount]:

@@ -33,6 +33,7 @@ from pesagate.db import (
     Database,
     insert_ignoring,
     select_rows,
+    write,
 )
 from pesagate.kit import ids
 from pesagate.kit.clock import utc_now
@@ -101,7 +102,7 @@ async def save_invoice(session: AsyncSession, invoice: Invoice) -> None:
         invoice.updated_at = utc_now()  # as its onupdate would at the flush (now in `changed`)
     values = {key: getattr(invoice, key) for key in changed}
     connection = await session.connection()
-    await connection.execute(_INVOICE_CHANGES, {"invoice_pk": invoice.id, **values})
+    await write(connection, _INVOICE_CHANGES, {"invoice_pk": invoice.id, **values})
     # Public API can only commit attributes one by one, which leaves the instance marked
     # modified and the flush still visiting it; this is what a flush itself ends with.
     # tests/payments/test_save_invoice.py fails if it stops doing so.
@@ -267,7 +268,8 @@ async def upsert_customer(
         "updated_at": now,
     }
     new = insert_ignoring(session, Customer, returning=_CUSTOMER_RETURNED)
-    stored: Sequence[Any] | None = (await connection.execute(new, row)).first()
+    inserted = (await write(connection, new, row)).returned
+    stored: Sequence[Any] | None = inserted[0] if inserted else None
     if stored is None:  # the phone's customer existed, or a concurrent push just made it
         where = {"business_pk": business_pk, "phone_number": phone_number}
         [stored] = await select_rows(connection, _CUSTOMER_BY_PHONE, where)
@@ -288,8 +290,7 @@ async def upsert_customer(
 async def insert_invoice(session: AsyncSession, values: dict[str, Any]) -> int:
     """A new invoice (columns of `Invoice`; unset ones take their defaults); its id."""
     connection = await session.connection()
-    invoice_pk = await connection.scalar(_NEW_INVOICE, values)
-    assert invoice_pk is not None
+    [(invoice_pk,)] = (await write(connection, _NEW_INVOICE, values)).returned
     return int(invoice_pk)
 
 
@@ -323,7 +324,8 @@ async def mark_untouched_push_accepted(
     """PENDING -> PROCESSING with Daraja's ids, if the invoice is still as phase 1 wrote it
     at `written_at`; False (and no change) if anything came first (a callback, a query)."""
     connection = await session.connection()
-    result = await connection.execute(
+    written = await write(
+        connection,
         _PUSH_ACCEPTED,
         {
             "invoice_pk": invoice_pk,
@@ -333,7 +335,7 @@ async def mark_untouched_push_accepted(
             "now": now,
         },
     )
-    return result.rowcount == 1
+    return written.rowcount == 1
 
 
 # ---------------------------------------------------------------- the paying business
@@ -377,7 +379,7 @@ async def seen_callback(session: AsyncSession, invoice_pk: int, body_sha: str) -
 async def add_callback(session: AsyncSession, values: dict[str, Any]) -> None:
     """Store a received callback (columns of `MpesaCallback`)."""
     connection = await session.connection()
-    await connection.execute(_NEW_CALLBACK, values)
+    await write(connection, _NEW_CALLBACK, values)
 
 
 async def holds_success(session: AnySession, invoice_pk: int) -> bool:

@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pesagate.db import Database
+from pesagate.db import Database, write
 from pesagate.kit.clock import utc_now
 from pesagate.models import Job
 
@@ -58,9 +58,10 @@ async def add_job(
         "run_at": run_at,
         "payload": orjson.dumps(payload).decode(),
         "lane": lane,
+        "created_at": utc_now(),  # given, not defaulted: see `db.write`
     }
     connection = await session.connection()
-    await connection.execute(_NEW_JOB, values)
+    await write(connection, _NEW_JOB, values)
 
 
 def revive(job: Job, run_at: datetime) -> None:
@@ -93,7 +94,7 @@ async def cancel(session: AsyncSession, key: str) -> None:
     for job in held:
         session.expunge(job)
     connection = await session.connection()
-    await connection.execute(_CANCEL, {"key": key})
+    await write(connection, _CANCEL, {"key": key})
 
 
 def _is_job(instance: object, key: str) -> bool:
