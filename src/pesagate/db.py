@@ -221,9 +221,11 @@ class Database:
             if self.is_sqlite
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
-        # SQLite: one read connection kept checked out for `read_one()` (see there).
+        # SQLite: one read connection kept checked out for `read_one()` (see there), and one
+        # write session on a kept connection for `transaction()` (see there).
         self._kept_reader: AsyncConnection | None = None
         self._kept_reader_lent = False
+        self._kept_writer: _Session | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -233,6 +235,10 @@ class Database:
                     yield AsyncSession(session)
                 _committed(session)
             return
+        # SQLite: this process's writers take turns, so one session on one kept connection
+        # serves them all. A new session and a pool checkout and checkin per transaction were
+        # ~10% of an STK push's CPU (it runs two). After an error both are dropped, and the
+        # next transaction starts from a new connection.
         async with self._sqlite_write_lock:
             session = await self._sqlite_write_session()
             try:
@@ -240,27 +246,42 @@ class Database:
                 await session.commit()
                 _committed(session)
             except BaseException:
-                await session.rollback()
+                await self._drop_kept_writer()
                 raise
-            finally:
-                await session.close()
+            await session.close()  # forgets every instance; the connection stays
 
     async def _sqlite_write_session(self) -> _Session:
-        """A session holding SQLite's write lock (BEGIN IMMEDIATE). Another process's writer
-        is waited for here, asleep, rather than inside a statement that would block the loop."""
+        """The kept session, holding SQLite's write lock (BEGIN IMMEDIATE). Another process's
+        writer is waited for here, asleep, rather than inside a statement that would block
+        the loop."""
         deadline = time.monotonic() + SQLITE_WRITE_WAIT_S
         delay_s = 0.001
         while True:
-            session = self.write_sessions()
+            if self._kept_writer is None:
+                connection = await self.write_engine.connect()
+                self._kept_writer = self.write_sessions(bind=connection)
             try:
-                await session.connection()  # checks out a connection and begins
-                return session
+                await self._kept_writer.connection()  # begins
+                return self._kept_writer
             except OperationalError as error:
-                await session.close()
+                await self._drop_kept_writer()
                 if "locked" not in str(error) or time.monotonic() > deadline:
                     raise
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, SQLITE_WRITE_RETRY_MAX_S)
+
+    async def _drop_kept_writer(self) -> None:
+        """Roll back and close the kept write session and its connection."""
+        session, self._kept_writer = self._kept_writer, None
+        if session is None:
+            return
+        session.info.pop(_AFTER_COMMIT, None)
+        connection = session.bind
+        try:
+            await session.close()
+        finally:
+            assert isinstance(connection, AsyncConnection)
+            await connection.close()  # back to the pool, which rolls back what is open
 
     @asynccontextmanager
     async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncReadSession]:
@@ -315,6 +336,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self._close_kept_reader()
+        await self._drop_kept_writer()
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()

@@ -1,0 +1,74 @@
+"""`Database.transaction()`: on SQLite this process's writers share one session on one kept
+connection. Nothing may carry over from one transaction to the next: not instances, not
+uncommitted writes after an error or a cancellation."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from pesagate.db import Database
+from pesagate.kit.clock import utc_now
+from pesagate.models import Job
+from pesagate.worker.jobs import add_job
+
+KIND = "transaction-test"
+JOBS = select(func.count()).select_from(Job).where(Job.kind == KIND)
+
+
+@pytest.fixture
+async def db(db_url: str):
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+async def count(db: Database) -> int:
+    async with db.read_one() as connection:
+        return int((await connection.execute(JOBS)).scalar_one())
+
+
+async def add(db: Database, key: str) -> int:
+    async with db.transaction() as session:
+        await add_job(session, KIND, key, utc_now(), {})
+        job_pk = await session.scalar(select(Job.id).where(Job.key == key))
+        assert job_pk is not None
+        return job_pk
+
+
+async def test_instances_do_not_outlive_their_transaction(db):
+    job_pk = await add(db, "loaded")
+    async with db.transaction() as session:
+        first = await session.get(Job, job_pk)
+        assert first is not None
+    async with db.transaction() as session:
+        assert not list(session.sync_session.identity_map.values())
+        again = await session.get(Job, job_pk)
+    assert again is not None and again is not first
+
+
+async def test_an_error_rolls_back_and_the_next_transaction_starts_clean(db):
+    with pytest.raises(ZeroDivisionError):
+        async with db.transaction() as session:
+            await add_job(session, KIND, "rolled back", utc_now(), {})
+            _ = 1 / 0
+    await add(db, "after the error")
+    assert await count(db) == 1
+
+
+async def test_a_cancelled_transaction_rolls_back_and_the_next_one_works(db):
+    inside = asyncio.Event()
+
+    async def writer() -> None:
+        async with db.transaction() as session:
+            await add_job(session, KIND, "cancelled", utc_now(), {})
+            inside.set()
+            await asyncio.sleep(60)  # cancelled here, with its write not yet committed
+
+    task = asyncio.create_task(writer())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await add(db, "after the cancellation")
+    assert await count(db) == 1
