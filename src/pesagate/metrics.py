@@ -1,5 +1,6 @@
 """Prometheus metrics, served at `/metrics`. One registry per process."""
 
+import functools
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -43,8 +44,20 @@ def observe_request(scope: "Scope", status: int, duration_s: float) -> None:
     route = scope.get("route")
     path = getattr(route, "path", None) or "unmatched"
     method = scope.get("method", "")
-    REQUESTS.labels(method, path, str(status)).inc()
-    LATENCY.labels(method, path).observe(duration_s)
+    _requests(method, path, status).inc()
+    _latency(method, path).observe(duration_s)
+
+
+# Each request's series, looked up once: `labels()` checks and joins its values every time
+# (~2% of an STK push). Bounded: route templates, the HTTP methods the parser knows, statuses.
+@functools.lru_cache(maxsize=4096)
+def _requests(method: str, path: str, status: int) -> Counter:
+    return REQUESTS.labels(method, path, str(status))
+
+
+@functools.lru_cache(maxsize=4096)
+def _latency(method: str, path: str) -> Histogram:
+    return LATENCY.labels(method, path)
 
 
 def render() -> tuple[bytes, str]:

@@ -26,8 +26,14 @@ class IdempotencyGate:
         resume: service.Resumer | None = None,
     ) -> Response:
         key = self.request.headers.get(service.HEADER)
-        request_print = service.fingerprint(
-            self.request.method, self.request.url.path.rstrip("/"), await self.request.body()
+        # Only a keyed request is compared with an earlier one (building the URL and hashing
+        # the body cost ~1.5% of an STK push).
+        request_print = (
+            service.fingerprint(
+                self.request.method, self.request.url.path.rstrip("/"), await self.request.body()
+            )
+            if key is not None
+            else ""
         )
         answer = await service.run_idempotently(
             self.db,
