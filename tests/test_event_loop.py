@@ -1,8 +1,11 @@
 """The gateway's event loop (kit/runtime.py): asyncio's, with TCP_NODELAY on every accepted
-connection, including on a listening socket made as uvicorn makes it for `--workers N`."""
+connection, including on a listening socket made as uvicorn makes it for `--workers N`; and the
+standalone simulator's collections."""
 
 import asyncio
 import socket
+import subprocess
+import sys
 
 from pesagate.kit.runtime import EVENT_LOOP, GatewayEventLoop
 
@@ -43,3 +46,20 @@ def test_uvicorn_takes_the_loop_by_its_import_string():
     from uvicorn.config import Config
 
     assert Config(app="x:y", loop=EVENT_LOOP).get_loop_factory() is GatewayEventLoop
+
+
+def test_the_simulator_freezes_what_survives_a_full_collection():
+    # In a process of its own: the hook changes how the whole process collects.
+    script = (
+        "import gc\n"
+        "from pesagate.kit.runtime import freeze_after_full_collections\n"
+        "freeze_after_full_collections()\n"
+        "state = [[n] for n in range(10_000)]\n"
+        "before = gc.get_freeze_count()\n"
+        "gc.collect(1)\n"
+        "assert gc.get_freeze_count() == before, 'a young collection froze'\n"
+        "gc.collect()\n"
+        "assert gc.get_freeze_count() >= before + 10_000, gc.get_freeze_count()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -27,7 +27,7 @@ from pesagate.commands import (
 from pesagate.config import LogSettings, Settings
 from pesagate.db import Database
 from pesagate.kit.logs import configure_logging
-from pesagate.kit.runtime import EVENT_LOOP, tune_gc
+from pesagate.kit.runtime import EVENT_LOOP, freeze_after_full_collections, tune_gc
 from pesagate.ledger.commands import ledger_app, wallet_app
 from pesagate.merchants.commands import keys_app, merchant_app
 from pesagate.models import Environment
@@ -319,6 +319,7 @@ def simulator(
         f"[bold green]Daraja simulator[/] on http://{host}:{port}  "
         f"shortcode {sim_settings.paybill_shortcode}, consumer key {sim_settings.consumer_key}"
     )
+    freeze_after_full_collections()
     uvicorn.run(
         create_simulator_app(sim_settings),
         host=host,
