@@ -72,3 +72,17 @@ async def test_a_cancelled_transaction_rolls_back_and_the_next_one_works(db):
         await task
     await add(db, "after the cancellation")
     assert await count(db) == 1
+
+
+async def test_core_writes_after_a_commit_inside_the_body_are_in_the_next_transaction(db):
+    if not db.is_sqlite:
+        pytest.skip("on PostgreSQL the transaction refuses a commit inside it")
+    with pytest.raises(ZeroDivisionError):
+        async with db.transaction() as session:
+            await add_job(session, KIND, "committed", utc_now(), {})
+            await session.commit()
+            # `connection_of` must not hand out the kept connection outside a transaction:
+            # SQLite would run this insert on its own, committed at once.
+            await add_job(session, KIND, "rolled back", utc_now(), {})
+            _ = 1 / 0
+    assert await count(db) == 1

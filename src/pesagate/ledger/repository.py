@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from pesagate.db import AnySession, insert_ignoring, select_rows, write
+from pesagate.db import AnySession, connection_of, insert_ignoring, select_rows, write
 from pesagate.kit.clock import utc_now
 from pesagate.kit.pagination import Page
 from pesagate.ledger.wallet_view import WalletView
@@ -142,7 +142,7 @@ async def add_to_balance(
     session: AsyncSession, account_id: int, balance_delta: int, available_delta: int
 ) -> tuple[int, int]:
     """Add to an account's balances (locking its row); its balance and available after."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     params = {
         "account_id": account_id,
         "balance_delta": balance_delta,
@@ -170,7 +170,7 @@ async def collection_terms(
 ) -> tuple[int, int]:
     """The wallet's ledger account id, and how long the business's collections stay CLEARING
     (0: AVAILABLE at once)."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     where = {"business_pk": business_pk, "wallet_pk": wallet_pk}
     rows = await select_rows(connection, _COLLECTION_TERMS, where)
     assert rows, f"wallet {wallet_pk} of business {business_pk} has no ledger account"
@@ -194,13 +194,13 @@ async def insert_entry(
         "narrative": narrative,
         "created_at": utc_now(),  # given, not defaulted: see `db.write`
     }
-    connection = await session.connection()
+    connection = await connection_of(session)
     returned = (await write(connection, statement, values)).returned
     return int(returned[0][0]) if returned else None
 
 
 async def insert_postings(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    connection = await session.connection()
+    connection = await connection_of(session)
     await write(connection, _NEW_POSTINGS, rows)
 
 

@@ -31,6 +31,7 @@ from pesagate.db import (
     AsyncReadSession,
     AsyncSession,
     Database,
+    connection_of,
     insert_ignoring,
     select_rows,
     write,
@@ -101,7 +102,7 @@ async def save_invoice(session: AsyncSession, invoice: Invoice) -> None:
     if "updated_at" not in changed:
         invoice.updated_at = utc_now()  # as its onupdate would at the flush (now in `changed`)
     values = {key: getattr(invoice, key) for key in changed}
-    connection = await session.connection()
+    connection = await connection_of(session)
     await write(connection, _INVOICE_CHANGES, {"invoice_pk": invoice.id, **values})
     # Public API can only commit attributes one by one, which leaves the instance marked
     # modified and the flush still visiting it; this is what a flush itself ends with.
@@ -258,7 +259,7 @@ async def upsert_customer(
     """One customer per business and phone (concurrent first payments make one row); newer
     details fill in or replace older ones. Its id and what is rendered of it, read and
     written with Core statements (every push runs this)."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     now = utc_now()
     row = {
         "customer_id": ids.customer_id(),
@@ -289,7 +290,7 @@ async def upsert_customer(
 
 async def insert_invoice(session: AsyncSession, values: dict[str, Any]) -> int:
     """A new invoice (columns of `Invoice`; unset ones take their defaults); its id."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     [(invoice_pk,)] = (await write(connection, _NEW_INVOICE, values)).returned
     return int(invoice_pk)
 
@@ -323,7 +324,7 @@ async def mark_untouched_push_accepted(
 ) -> bool:
     """PENDING -> PROCESSING with Daraja's ids, if the invoice is still as phase 1 wrote it
     at `written_at`; False (and no change) if anything came first (a callback, a query)."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     written = await write(
         connection,
         _PUSH_ACCEPTED,
@@ -370,7 +371,7 @@ _NEW_CALLBACK = insert(MpesaCallback)
 
 async def seen_callback(session: AsyncSession, invoice_pk: int, body_sha: str) -> bool:
     """Whether this exact body was already received (and committed) for this invoice."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     where = {"invoice_pk": invoice_pk, "body_sha": body_sha}
     [(seen,)] = await select_rows(connection, _SEEN_CALLBACK, where)
     return bool(seen)
@@ -378,7 +379,7 @@ async def seen_callback(session: AsyncSession, invoice_pk: int, body_sha: str) -
 
 async def add_callback(session: AsyncSession, values: dict[str, Any]) -> None:
     """Store a received callback (columns of `MpesaCallback`)."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     await write(connection, _NEW_CALLBACK, values)
 
 

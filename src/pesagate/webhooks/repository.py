@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pesagate.db import AnySession, select_rows
+from pesagate.db import AnySession, connection_of, select_rows
 from pesagate.kit.pagination import Page
 from pesagate.models import EventStatus, Topic, WebhookAttempt, WebhookEndpoint, WebhookEvent
 
@@ -40,7 +40,7 @@ _SUBSCRIBERS = {
 
 async def subscribers(session: AsyncSession, business_pk: int, topic: Topic) -> list[Subscriber]:
     """The endpoints to tell. A Core statement built once, on the transaction's connection."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     rows = await select_rows(connection, _SUBSCRIBERS[topic], {"business_pk": business_pk})
     return [Subscriber(*row) for row in rows]
 

@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pesagate.db import Database, write
+from pesagate.db import Database, connection_of, write
 from pesagate.kit.clock import utc_now
 from pesagate.models import Job
 
@@ -60,7 +60,7 @@ async def add_job(
         "lane": lane,
         "created_at": utc_now(),  # given, not defaulted: see `db.write`
     }
-    connection = await session.connection()
+    connection = await connection_of(session)
     await write(connection, _NEW_JOB, values)
 
 
@@ -93,7 +93,7 @@ async def cancel(session: AsyncSession, key: str) -> None:
     held = [job for job in session.identity_map.values() if _is_job(job, key)]
     for job in held:
         session.expunge(job)
-    connection = await session.connection()
+    connection = await connection_of(session)
     await write(connection, _CANCEL, {"key": key})
 
 
