@@ -45,7 +45,7 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         try:
-            env = seed_for_paths(db_url, Path(tmp), url, 20_000) | {"BENCH_PHONE_BASE": "30"}
+            env = seed_for_paths(db_url, Path(tmp), url, 20_000) | bench.phones()
             script = {"status": "status.lua", "push": "stk_push.lua", "callback": "callback.lua"}
             with bench.simulator(), bench.gateway(db_url, 1, port) as gateway:
                 bench.sim_faults(lost_callback=1.0)
