@@ -38,25 +38,6 @@ async def run_paced(
     seconds: float,
     max_in_flight: int = 1_000,
 ) -> PacedResult:
-    # The generator's own pauses would hold requests back and be charged to the server: this
-    # process holds the benchmark's seed data, and a full collection of it took ~100 ms. The
-    # run's garbage is freed by reference counting; collecting waits until it is over.
-    gc.collect()
-    gc.disable()
-    try:
-        return await _run_paced(url, body_for, headers, rate, seconds, max_in_flight)
-    finally:
-        gc.enable()
-
-
-async def _run_paced(
-    url: str,
-    body_for: Callable[[int], dict[str, object]],
-    headers: dict[str, str],
-    rate: float,
-    seconds: float,
-    max_in_flight: int,
-) -> PacedResult:
     total = max(1, int(rate * seconds))
     latencies: list[float] = []
     errors = 0
@@ -121,12 +102,20 @@ def paced_stk_push(
             "api_ref": "bench",
         }
 
-    return asyncio.run(
-        run_paced(
-            f"{base_url}/api/v1/payment/mpesa-stk-push/",
-            body,
-            {"Authorization": f"Bearer {secret_key}", "Content-Type": "application/json"},
-            rate,
-            seconds,
+    # The generator's own pauses would hold requests back and be charged to the server: this
+    # process holds the benchmark's seed data, and a full collection of it took ~100 ms. The
+    # run's garbage is freed by reference counting; collecting waits until it is over.
+    gc.collect()
+    gc.disable()
+    try:
+        return asyncio.run(
+            run_paced(
+                f"{base_url}/api/v1/payment/mpesa-stk-push/",
+                body,
+                {"Authorization": f"Bearer {secret_key}", "Content-Type": "application/json"},
+                rate,
+                seconds,
+            )
         )
-    )
+    finally:
+        gc.enable()

@@ -8,6 +8,7 @@ from pesagate.accounts import passwords
 from pesagate.kit.logs import configure_logging
 from tests.fixtures import databases
 from tests.fixtures.databases import (
+    db,
     db_backend,
     db_url,
     empty_db_url,
@@ -18,6 +19,7 @@ from tests.fixtures.servers import CallbackReceiver
 
 __all__ = [
     "callback_receiver",
+    "db",
     "db_backend",
     "db_url",
     "empty_db_url",

@@ -15,13 +15,6 @@ from pesagate.worker.jobs import schedule
 COUNT = select(func.count()).select_from(Job).where(Job.kind == "read-one-test")
 
 
-@pytest.fixture
-async def db(db_url: str):
-    database = Database(db_url)
-    yield database
-    await database.dispose()
-
-
 async def count(db: Database) -> int:
     async with db.read_one() as connection:
         return int((await connection.execute(COUNT)).scalar_one())

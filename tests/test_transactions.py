@@ -16,13 +16,6 @@ KIND = "transaction-test"
 JOBS = select(func.count()).select_from(Job).where(Job.kind == KIND)
 
 
-@pytest.fixture
-async def db(db_url: str):
-    database = Database(db_url)
-    yield database
-    await database.dispose()
-
-
 async def count(db: Database) -> int:
     async with db.read_one() as connection:
         return int((await connection.execute(JOBS)).scalar_one())

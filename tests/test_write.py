@@ -23,13 +23,6 @@ RESCHEDULE = (
 JOBS = select(func.count()).select_from(Job).where(Job.kind == KIND)
 
 
-@pytest.fixture
-async def db(db_url: str):
-    database = Database(db_url)
-    yield database
-    await database.dispose()
-
-
 def job(key: str) -> dict:
     now = utc_now()
     return {"kind": KIND, "key": key, "run_at": now + timedelta(minutes=5), "created_at": now}
