@@ -7,7 +7,9 @@ not for any code of this project.
 """
 
 import asyncio
+import contextlib
 import logging
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -405,6 +407,47 @@ async def test_daraja_down_after_the_token_was_issued_is_unknown(
     assert isinstance(result, PushUnknown)
     assert result.raw is None
     assert isinstance(query, QueryError)
+
+
+async def test_an_answer_dripped_byte_by_byte_ends_at_the_timeout_as_unknown() -> None:
+    """A Daraja (or a proxy in front of it) that grants a token, then answers the push one
+    byte at a time: the transport's total timeout ends the call; the outcome is unknown (the
+    push may have reached M-Pesa) and it is not sent again."""
+    pushes = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal pushes
+        while request_line := await reader.readline():
+            headers = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *([0-9]+)", headers)
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            if OAUTH_PATH.encode() in request_line:
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(TOKEN_BODY), TOKEN_BODY)
+                )
+                await writer.drain()
+                continue
+            pushes += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    writer.write(b" ")
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with http_client() as http:
+            client = DarajaClient(sim_config(f"http://127.0.0.1:{port}", timeout_s=0.5), http)
+            # Guarded: without the transport's timeout this would wait forever.
+            result = await asyncio.wait_for(push(client, "254712340042"), 30)
+    finally:
+        server.close()
+    assert isinstance(result, PushUnknown)
+    assert result.reason.startswith("TimeoutError")
+    assert pushes == 1
 
 
 async def test_daraja_unreachable_before_any_token_means_not_sent() -> None:

@@ -55,7 +55,6 @@ class AiohttpTransport:
         self._max_connections = max_connections
         self._trace_configs = trace_configs
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def request(
         self,
@@ -71,18 +70,12 @@ class AiohttpTransport:
             url,
             headers=headers,
             data=body,
-            timeout=self._timeout(timeout_s),
+            # The whole exchange, connecting included: a server that drips its answer byte by
+            # byte cannot hold a push open past it.
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
             allow_redirects=False,
         ) as response:
             return HttpAnswer(response.status, await response.read())
-
-    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
-        # The whole exchange, connecting included: a server that drips its answer byte by
-        # byte cannot hold a push open past it.
-        timeout = self._timeouts.get(seconds)
-        if timeout is None:
-            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
-        return timeout
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
