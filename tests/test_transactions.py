@@ -5,9 +5,9 @@ uncommitted writes after an error or a cancellation."""
 import asyncio
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
-from pesagate.db import Database
+from pesagate.db import Database, connection_of, write
 from pesagate.kit.clock import utc_now
 from pesagate.models import Job
 from pesagate.worker.jobs import add_job
@@ -79,3 +79,55 @@ async def test_core_writes_after_a_commit_inside_the_body_are_in_the_next_transa
             await add_job(session, KIND, "rolled back", utc_now(), {})
             _ = 1 / 0
     assert await count(db) == 1
+
+
+async def driver_write(session, key: str) -> None:
+    """What the hot paths do: a Core write on the transaction's connection (on SQLite, the
+    driver's, with no SQLAlchemy transaction begun)."""
+    await write(await connection_of(session), insert(Job), new_job(key))
+
+
+def new_job(key: str) -> dict:
+    now = utc_now()
+    return {"kind": KIND, "key": key, "run_at": now, "created_at": now}
+
+
+async def test_driver_writes_alone_commit(db):
+    async with db.transaction() as session:
+        await driver_write(session, "first")
+        await driver_write(session, "second")
+    assert await count(db) == 2
+
+
+async def test_driver_writes_then_a_pending_instance_commit_together(db):
+    async with db.transaction() as session:
+        await driver_write(session, "on the driver")
+        session.add(Job(**new_job("added, flushed only by the commit")))
+    assert await count(db) == 2
+
+
+async def test_driver_writes_the_session_reads_are_in_one_transaction_and_roll_back_together(db):
+    with pytest.raises(ZeroDivisionError):
+        async with db.transaction() as session:
+            await driver_write(session, "on the driver")
+            seen = await session.scalar(select(func.count()).where(Job.kind == KIND))
+            assert seen == 1  # the session's statements see the driver's writes
+            session.add(Job(**new_job("by the session")))
+            await session.flush()
+            await driver_write(session, "on the driver again")
+            _ = 1 / 0
+    assert await count(db) == 0
+
+
+async def test_a_write_through_sqlalchemys_connection_commits_with_the_drivers(db):
+    async with db.transaction() as session:
+        await driver_write(session, "on the driver")
+        # A statement `write` leaves to SQLAlchemy (a callable default) begins its
+        # transaction on the same connection; the commit must end both.
+        connection = await connection_of(session)
+        await connection.execute(insert(Job).values(new_job("by SQLAlchemy")))
+        await driver_write(session, "after it")
+    assert await count(db) == 3
+    assert not connection.in_transaction()  # SQLAlchemy's view agrees with the driver's
+    await add(db, "the next transaction")
+    assert await count(db) == 4

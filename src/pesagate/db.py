@@ -49,8 +49,10 @@ SQLITE_WRITE_RETRY_MAX_S = 0.005
 # Keys of `session.info`: the database's memo, and what to put in it after the commit.
 MEMO = "pesagate.memo"
 _AFTER_COMMIT = "pesagate.after_commit"
-# Key of the kept SQLite write session's `info`: its connection (see `connection_of`).
-_CONNECTION = "pesagate.connection"
+# Key of the kept SQLite write session's `info`: its connection, SQLAlchemy's and the driver's
+# (see `connection_of`).
+_KEPT = "pesagate.kept"
+_SQLITE_WRITE_BEGIN = "BEGIN IMMEDIATE"
 
 # SQLite: a deferred transaction reads one snapshot from its first read (WAL). PostgreSQL:
 # the session's transaction is already open; this must be its first statement.
@@ -83,10 +85,11 @@ def create_engine(
             def _begin(connection: Any) -> None:
                 # On the driver's connection itself: through SQLAlchemy's execution this one
                 # statement was ~4% of an STK push's CPU (a push begins two transactions).
-                try:
-                    connection.connection.driver_connection.sqlite.execute(begin)
-                except sqlite3.OperationalError as error:  # "locked": retried by the caller
-                    raise OperationalError(begin, None, error) from error
+                # The kept writer begins on the driver before SQLAlchemy knows (see
+                # `Database.transaction`); SQLAlchemy's begin then joins that transaction.
+                sqlite = connection.connection.driver_connection.sqlite
+                if not sqlite.in_transaction:
+                    _begin_on_driver(sqlite, begin)
 
         return _share_compiled_statements(engine, url, kwargs)
     kwargs.setdefault("pool_size", 20)
@@ -94,6 +97,13 @@ def create_engine(
     engine = create_async_engine(url, **kwargs)
     _ping_when_idle(engine)
     return _share_compiled_statements(engine, url, kwargs)
+
+
+def _begin_on_driver(sqlite: sqlite3.Connection, begin: str) -> None:
+    try:
+        sqlite.execute(begin)
+    except sqlite3.OperationalError as error:  # "locked": retried by the caller
+        raise OperationalError(begin, None, error) from error
 
 
 # A PostgreSQL connection is pinged before use only when it has been idle this long. Pinging
@@ -201,7 +211,7 @@ class Database:
             url, sqlite_begin=None, sqlite_busy_ms=SQLITE_READ_BUSY_MS, **engine_kwargs
         )
         self.write_engine = (
-            create_engine(url, sqlite_begin="BEGIN IMMEDIATE", **engine_kwargs)
+            create_engine(url, sqlite_begin=_SQLITE_WRITE_BEGIN, **engine_kwargs)
             if self.is_sqlite
             else self.engine
         )
@@ -227,7 +237,7 @@ class Database:
         # write session on a kept connection for `transaction()` (see there).
         self._kept_reader: AsyncConnection | None = None
         self._kept_reader_lent = False
-        self._kept_writer: _Session | None = None
+        self._kept_writer: _KeptWriter | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -242,50 +252,51 @@ class Database:
         # ~10% of an STK push's CPU (it runs two). After an error both are dropped, and the
         # next transaction starts from a new connection.
         async with self._sqlite_write_lock:
-            session = await self._sqlite_write_session()
+            writer = await self._begin_sqlite_write()
             try:
-                yield AsyncSession(session)
-                # Commit, then forget every instance (the connection stays), in one hop into
-                # SQLAlchemy's greenlet instead of two.
-                await session.run_sync(_commit_and_close)
+                yield AsyncSession(writer.session)
+                await writer.commit()
             except BaseException:
                 await self._drop_kept_writer()
                 raise
-            _committed(session)
+            _committed(writer.session)
 
-    async def _sqlite_write_session(self) -> _Session:
-        """The kept session, holding SQLite's write lock (BEGIN IMMEDIATE). Another process's
-        writer is waited for here, asleep, rather than inside a statement that would block
-        the loop."""
+    async def _begin_sqlite_write(self) -> "_KeptWriter":
+        """The kept writer, its transaction begun on the driver and holding SQLite's write
+        lock (BEGIN IMMEDIATE). Another process's writer is waited for here, asleep, rather
+        than inside a statement that would block the loop."""
         deadline = time.monotonic() + SQLITE_WRITE_WAIT_S
         delay_s = 0.001
         while True:
             if self._kept_writer is None:
-                connection = await self.write_engine.connect()
-                self._kept_writer = self.write_sessions(bind=connection)
-                self._kept_writer.info[_CONNECTION] = connection
+                self._kept_writer = _KeptWriter.of(
+                    await self.write_engine.connect(), self.write_sessions
+                )
             try:
-                await self._kept_writer.connection()  # begins
+                _begin_on_driver(self._kept_writer.sqlite, _SQLITE_WRITE_BEGIN)
                 return self._kept_writer
             except OperationalError as error:
-                await self._drop_kept_writer()
                 if "locked" not in str(error) or time.monotonic() > deadline:
+                    await self._drop_kept_writer()
                     raise
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, SQLITE_WRITE_RETRY_MAX_S)
 
     async def _drop_kept_writer(self) -> None:
         """Roll back and close the kept write session and its connection."""
-        session, self._kept_writer = self._kept_writer, None
-        if session is None:
+        writer, self._kept_writer = self._kept_writer, None
+        if writer is None:
             return
-        session.info.pop(_AFTER_COMMIT, None)
-        connection = session.bind
+        writer.session.info.pop(_AFTER_COMMIT, None)
         try:
-            await session.close()
+            await writer.session.close()
         finally:
-            assert isinstance(connection, AsyncConnection)
-            await connection.close()  # back to the pool, which rolls back what is open
+            await writer.connection.close()  # back to the pool, which rolls back what is open
+
+    def kept_write_connection(self) -> sqlite3.Connection | None:
+        """SQLite: the driver connection this process's write transactions run on, while one
+        is kept (tests trace the statements it runs)."""
+        return self._kept_writer.sqlite if self._kept_writer is not None else None
 
     @asynccontextmanager
     async def read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncReadSession]:
@@ -507,6 +518,46 @@ def _write_on_driver(
         raise DBAPIError.instance(form.sql, rows, error, sqlite3.Error, dialect=dialect) from error
 
 
+@dataclass(frozen=True, slots=True)
+class _KeptWriter:
+    """SQLite's kept write session and its connection, as SQLAlchemy's and as the driver's.
+
+    Its transactions begin and, when the body ran only driver statements (`write`,
+    `select_rows`), commit on the driver: through the ORM session each begin and commit was
+    ~10% of an STK push's CPU. Once the body uses the session or SQLAlchemy's connection,
+    SQLAlchemy begins a transaction of its own, which joins the driver's (see `create_engine`),
+    and the commit goes through it (flushing what is pending first)."""
+
+    connection: AsyncConnection
+    sqlite: sqlite3.Connection
+    session: _Session
+
+    @classmethod
+    def of(
+        cls, connection: AsyncConnection, sessions: async_sessionmaker[_Session]
+    ) -> "_KeptWriter":
+        on_sqlite = _on_sqlite(connection)
+        assert on_sqlite is not None
+        sqlite = on_sqlite[0]
+        session = sessions(bind=connection)
+        session.info[_KEPT] = (connection, sqlite)
+        # A commit inside the body (no service does one) commits the driver's writes too.
+        event.listen(session.sync_session, "after_commit", lambda _session: sqlite.commit())
+        return cls(connection, sqlite, session)
+
+    async def commit(self) -> None:
+        session = self.session.sync_session
+        # The session is in a transaction once used (an `add` begins one too); instances it
+        # keeps outside one are from a commit inside the body.
+        if session.in_transaction() or session.identity_map:
+            # Commit, then forget every instance (the connection stays), in one hop into
+            # SQLAlchemy's greenlet instead of two.
+            await self.session.run_sync(_commit_and_close)
+        if self.connection.in_transaction():  # begun by a statement `write` left to it
+            await self.connection.commit()
+        self.sqlite.commit()  # what ran on the driver alone (a no-op once committed above)
+
+
 def _commit_and_close(session: Any) -> None:
     session.commit()
     session.close()
@@ -514,11 +565,12 @@ def _commit_and_close(session: Any) -> None:
 
 async def connection_of(session: AnySession | _Session) -> AsyncConnection:
     """The transaction's connection, as `await session.connection()` gives it. On SQLite it
-    is the kept writer's, known without asking: each ask is a hop into SQLAlchemy's greenlet
-    (~8 us; a push asked a dozen times)."""
-    connection = session.info.get(_CONNECTION)
-    if connection is not None and connection.in_transaction():
-        return connection  # type: ignore[no-any-return]
+    is the kept writer's, known without asking while its transaction is open: each ask is a
+    hop into SQLAlchemy's greenlet (~8 us; a push asked a dozen times), and would begin
+    SQLAlchemy's transaction, which the commit then goes through."""
+    kept = session.info.get(_KEPT)
+    if kept is not None and kept[1].in_transaction:
+        return kept[0]  # type: ignore[no-any-return]
     return await session.connection()
 
 
