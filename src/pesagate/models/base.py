@@ -52,12 +52,30 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return _sqlite_utc_text
+        return super().bind_processor(dialect)
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
         return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    """What `process_bind_param` and SQLite's DATETIME make of a value, in one step: its UTC
+    time as `YYYY-MM-DD HH:MM:SS.ffffff`. Through the two, each value's dict and %-format were
+    ~2.5% of an STK push's CPU (it binds about ten). `tests/test_utc_datetime.py` compares."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    utc = value.astimezone(UTC)
+    text = utc.replace(tzinfo=None).isoformat(" ")
+    return text if utc.microsecond else text + ".000000"  # isoformat leaves out zero
 
 
 class Base(DeclarativeBase):
