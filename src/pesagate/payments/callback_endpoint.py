@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 
 from pesagate import metrics
 from pesagate.dependencies import DbDep, SettingsDep, app_db, app_settings
+from pesagate.kit.api import DirectRoute
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.merchants.ratelimit import RateLimiter, allowance
 from pesagate.models import CallbackOutcome
@@ -23,7 +24,7 @@ from pesagate.payments.callbacks import (
 from pesagate.payments.receipts import receive_status
 from pesagate.payments.responses import CallbackAccepted
 
-router = APIRouter(tags=["Daraja callbacks"])
+router = APIRouter(tags=["Daraja callbacks"], route_class=DirectRoute)
 
 ACCEPTED: CallbackAccepted = {"ResultCode": 0, "ResultDesc": "Accepted"}
 
