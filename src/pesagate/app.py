@@ -25,7 +25,7 @@ from pesagate.dashboard import wallets as dashboard_wallets
 from pesagate.dashboard import webhooks as dashboard_webhooks
 from pesagate.db import ping
 from pesagate.http import InputGuardMiddleware, RequestContextMiddleware, install_error_handlers
-from pesagate.kit.asgi import TransportAwareFastAPI, add_routes
+from pesagate.kit.asgi import NO_TELEMETRY, TransportAwareFastAPI, add_routes
 from pesagate.kit.jsonutil import JSONBytesResponse
 from pesagate.kit.logs import configure_logging
 from pesagate.kit.responses import Health, NotReady
@@ -83,6 +83,7 @@ def create_app(
         description="Self-hosted M-Pesa STK push gateway, wire-compatible with KulmiPay v1.",
         lifespan=lifespan,
         redirect_slashes=False,
+        telemetry=NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.services = services

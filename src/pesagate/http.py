@@ -6,8 +6,8 @@ intact and costs little on the hot paths.
 
 import asyncio
 import contextlib
+import secrets
 import time
-import uuid
 from typing import Any, NoReturn
 
 import structlog
@@ -40,7 +40,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or secrets.token_hex(16)  # uuid4: 3x the CPU
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from pesagate import __version__
-from pesagate.kit.asgi import TransportAwareFastAPI, add_routes
+from pesagate.kit.asgi import NO_TELEMETRY, TransportAwareFastAPI, add_routes
 from pesagate.simulator import control, daraja, initiator_api, phone, statement
 from pesagate.simulator.engine import Simulator
 from pesagate.simulator.settings import SimulatorSettings
@@ -31,6 +31,7 @@ def create_simulator_app(
         version=__version__,
         description="Safaricom Daraja (M-Pesa Express) simulator with a control API.",
         lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
     )
     app.state.simulator = simulator
     add_routes(
