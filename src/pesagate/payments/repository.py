@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    LABEL_STYLE_TABLENAME_PLUS_COL,
     ColumnElement,
     Select,
     bindparam,
@@ -24,7 +25,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import raiseload
+from sqlalchemy.orm import make_transient_to_detached, raiseload
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from pesagate.db import (
     AnySession,
@@ -66,6 +69,10 @@ async def lock_invoice(
     lock of `Database.transaction` serialises instead). `with_customer=False`: for paths that
     never render the customer (Daraja's callbacks), which then is not loaded, and reading it
     raises."""
+    if not with_customer:
+        locked = await _lock_invoice_and_wallet(session, where)
+        if locked is not _ALREADY_IN_SESSION:
+            return locked  # type: ignore[no-any-return]
     key = (with_customer, tuple(sorted(where)))
     statement = _LOCKS.get(key)
     if statement is None:
@@ -80,6 +87,64 @@ async def lock_invoice(
             statement = statement.options(raiseload(Invoice.customer))
         _LOCKS[key] = statement
     return await session.scalar(statement, where)
+
+
+_ALREADY_IN_SESSION: Any = object()
+_INVOICES, _WALLETS = Invoice.__table__, Wallet.__table__
+_LOCKS_WITH_WALLET: dict[tuple[str, ...], Any] = {}
+
+
+async def _lock_invoice_and_wallet(session: AsyncSession, where: dict[str, object]) -> Any:
+    """`lock_invoice(with_customer=False)`: the invoice and its wallet read with one Core
+    statement and made persistent instances, as if the ORM's query had loaded them (history
+    clean: changes are tracked, saved and flushed as usual). The ORM's own query and loading
+    were ~25% of a success callback's samples (`bench.profile callback`). The customer is not
+    loaded. `_ALREADY_IN_SESSION` when the session holds the invoice already: the ORM's
+    query then refreshes that instance."""
+    key = tuple(sorted(where))
+    statement = _LOCKS_WITH_WALLET.get(key)
+    if statement is None:
+        statement = _LOCKS_WITH_WALLET[key] = (
+            select(*_INVOICES.columns, *_WALLETS.columns)
+            .join_from(_INVOICES, _WALLETS, _INVOICES.c.wallet_id == _WALLETS.c.id)
+            .where(*(_INVOICES.c[column] == bindparam(column) for column in key))
+            .with_for_update(of=_INVOICES)
+            .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)  # both have `id`, `wallet_id`
+        )
+    rows = await select_rows(await connection_of(session), statement, where)
+    if not rows:
+        return None
+    row = rows[0]
+    invoice_values = dict(zip(_INVOICE_KEYS, row[: len(_INVOICE_KEYS)], strict=True))
+    if _in_session(session, Invoice, invoice_values["id"]) is not None:
+        return _ALREADY_IN_SESSION
+    invoice = _as_loaded(Invoice, invoice_values)
+    wallet_values = dict(zip(_WALLET_KEYS, row[len(_INVOICE_KEYS) :], strict=True))
+    wallet = _in_session(session, Wallet, wallet_values["id"]) or _as_loaded(Wallet, wallet_values)
+    set_committed_value(invoice, "wallet", wallet)
+    session.add(invoice)
+    return invoice
+
+
+def _attribute_keys(model: Any) -> tuple[str, ...]:
+    """The model's attribute names for its table's columns, in the table's order."""
+    mapper = inspect(model)
+    return tuple(mapper.get_property_by_column(column).key for column in model.__table__.columns)
+
+
+_INVOICE_KEYS, _WALLET_KEYS = _attribute_keys(Invoice), _attribute_keys(Wallet)
+
+
+def _in_session(session: AsyncSession, model: Any, pk: int) -> Any:
+    return session.sync_session.identity_map.get(identity_key(model, pk))
+
+
+def _as_loaded(model: Any, values: dict[str, Any]) -> Any:
+    """An instance of `model` with every column's value, detached, its history clean as if a
+    query had loaded it; `session.add` makes it persistent."""
+    instance = model(**values)
+    make_transient_to_detached(instance)
+    return instance
 
 
 # Executed with the changed columns as parameters: Core sets those (and `updated_at`, its
