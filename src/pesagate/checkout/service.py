@@ -190,8 +190,9 @@ async def pay(
     async with db.read() as session:
         checkout = await repository.session_by_pk(session, grant.checkout_pk)
     assert checkout is not None
-    context = await payments.payment_context(db, grant.business_pk)
-    request = validate_body(CollectRequest, payment_body(checkout, body), context)
+    paying = payment_body(checkout, body)
+    context = await payments.push_context(db, grant.business_pk, paying.get("wallet_id"))
+    request = validate_body(CollectRequest, paying, context)
     if prompts is not None:
         await prompts.check(f"checkout:{grant.business_pk}", request.phone_number)
     async with db.transaction() as session:

@@ -4,7 +4,9 @@ A new merchant also gets a settlement wallet: the ledger opens it, in the compos
 `create_merchant` (`pesagate.services`)."""
 
 import re
+from collections import Counter
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -138,12 +140,29 @@ async def list_merchants(db: Database) -> list[Business]:
         return await repository.all_businesses(session)
 
 
+# How many times each business's terms were changed through this process, per database. A
+# reader that keeps them (payments' push context) compares the count, so a change made here
+# applies to the next push at once; one made elsewhere (another node, the CLI) within the
+# reader's time to live.
+_CHANGES: "WeakKeyDictionary[Database, Counter[int]]" = WeakKeyDictionary()
+
+
+def changes_of(db: Database, business_pk: int) -> int:
+    changes = _CHANGES.get(db)
+    return changes[business_pk] if changes is not None else 0
+
+
+def _changed(db: Database, business_pk: int) -> None:
+    _CHANGES.setdefault(db, Counter())[business_pk] += 1
+
+
 async def change_settings(db: Database, merchant: str, change: PaymentSettingsUpdate) -> Business:
     """`pesagate merchant settings`: NotFound, or ValueError for settings that cannot be kept."""
     async with db.transaction() as session:
         business = await find_business(session, merchant)
         apply_settings(business, change)
-        return business
+    _changed(db, business.id)
+    return business
 
 
 NAME_MAX = 120
@@ -159,7 +178,8 @@ async def change_profile(db: Database, business_pk: int, name: str, short_name: 
     async with db.transaction() as session:
         found = await business(session, business_pk)
         found.name, found.short_name = name, short_name_for(short_name.strip() or name)
-        return found
+    _changed(db, business_pk)
+    return found
 
 
 async def rotate_merchant_keys(db: Database, merchant: str, environment: Environment) -> KeyPair:
