@@ -49,6 +49,10 @@ def sample_app() -> FastAPI:
     ) -> JSONBytesResponse:
         return JSONBytesResponse({"reached": True})
 
+    @router.post("/plain/{token}")
+    def plain(token: str, request: Request) -> JSONBytesResponse:
+        return JSONBytesResponse({"token": token})
+
     guarded = APIRouter(route_class=DirectRoute)
 
     @guarded.post("/guarded")
@@ -129,3 +133,10 @@ def test_the_gateways_hot_routes_are_direct(tmp_path):
         "/api/v1/payment/collection/",
         "/callbacks/stk/{token}",
     } <= direct
+
+
+def test_a_plain_function_keeps_fastapis_handler(served):
+    client, solved = served
+    answer = client.post("/plain/tok_9")
+    assert (answer.status_code, answer.json()) == (200, {"token": "tok_9"})
+    assert solved == ["/plain/tok_9"]

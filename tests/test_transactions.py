@@ -131,3 +131,24 @@ async def test_a_write_through_sqlalchemys_connection_commits_with_the_drivers(d
     assert not connection.in_transaction()  # SQLAlchemy's view agrees with the driver's
     await add(db, "the next transaction")
     assert await count(db) == 4
+
+
+async def test_a_released_savepoint_does_not_end_the_transaction(db):
+    with pytest.raises(ZeroDivisionError):
+        async with db.transaction() as session:
+            await driver_write(session, "before")
+            async with session.begin_nested():
+                session.add(Job(**new_job("in the savepoint")))
+            await driver_write(session, "after")
+            _ = 1 / 0
+    assert await count(db) == 0
+
+
+async def test_driver_writes_inside_a_savepoint_roll_back_with_it(db):
+    async with db.transaction() as session:
+        await driver_write(session, "kept")
+        nested = await session.begin_nested()
+        await driver_write(session, "rolled back with the savepoint")
+        await nested.rollback()
+        await driver_write(session, "kept too")
+    assert await count(db) == 2

@@ -541,8 +541,7 @@ class _KeptWriter:
         sqlite = on_sqlite[0]
         session = sessions(bind=connection)
         session.info[_KEPT] = (connection, sqlite)
-        # A commit inside the body (no service does one) commits the driver's writes too.
-        event.listen(session.sync_session, "after_commit", lambda _session: sqlite.commit())
+        event.listen(session.sync_session, "after_commit", partial(_commit_driver, sqlite))
         return cls(connection, sqlite, session)
 
     async def commit(self) -> None:
@@ -558,6 +557,14 @@ class _KeptWriter:
         self.sqlite.commit()  # what ran on the driver alone (a no-op once committed above)
 
 
+def _commit_driver(sqlite: sqlite3.Connection, session: Any) -> None:
+    """After SQLAlchemy's commit of the kept session's own transaction (one inside the body:
+    no service does one), what ran on the driver alone commits with it. Not after a
+    SAVEPOINT's release, which SQLAlchemy reports too: the transaction goes on."""
+    if not session.in_nested_transaction():
+        sqlite.commit()
+
+
 def _commit_and_close(session: Any) -> None:
     session.commit()
     session.close()
@@ -569,8 +576,9 @@ async def connection_of(session: AnySession | _Session) -> AsyncConnection:
     hop into SQLAlchemy's greenlet (~8 us; a push asked a dozen times), and would begin
     SQLAlchemy's transaction, which the commit then goes through."""
     kept = session.info.get(_KEPT)
-    if kept is not None and kept[1].in_transaction:
+    if kept is not None and kept[1].in_transaction and not session.in_nested_transaction():
         return kept[0]  # type: ignore[no-any-return]
+    # Inside `begin_nested()` the session is asked, so that it sends its SAVEPOINT first.
     return await session.connection()
 
 

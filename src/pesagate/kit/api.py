@@ -3,6 +3,7 @@ trailing slash, declared answers sent without re-validation, OpenAPI for bodies 
 hand, and DRF-style validation errors."""
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, get_type_hints
 
@@ -131,6 +132,7 @@ class DirectRoute(APIRoute):
                 or dependant.security_scopes_param_name
             )
             and all(_is_plain_str(field) for field in dependant.path_params)
+            and inspect.iscoroutinefunction(self.endpoint)  # FastAPI runs others in a thread
             and _answers_a_response(self.endpoint)
         )
 
