@@ -49,8 +49,7 @@ SQLITE_WRITE_RETRY_MAX_S = 0.005
 # Keys of `session.info`: the database's memo, and what to put in it after the commit.
 MEMO = "pesagate.memo"
 _AFTER_COMMIT = "pesagate.after_commit"
-# Key of the kept SQLite write session's `info`: its connection, SQLAlchemy's and the driver's
-# (see `connection_of`).
+# Key of the kept SQLite write session's `info`: the `_KeptWriter` (see `connection_of`).
 _KEPT = "pesagate.kept"
 _SQLITE_WRITE_BEGIN = "BEGIN IMMEDIATE"
 
@@ -540,9 +539,9 @@ class _KeptWriter:
         assert on_sqlite is not None
         sqlite = on_sqlite[0]
         session = sessions(bind=connection)
-        session.info[_KEPT] = (connection, sqlite)
         event.listen(session.sync_session, "after_commit", partial(_commit_driver, sqlite))
-        return cls(connection, sqlite, session)
+        writer = session.info[_KEPT] = cls(connection, sqlite, session)
+        return writer
 
     async def commit(self) -> None:
         session = self.session.sync_session
@@ -575,9 +574,9 @@ async def connection_of(session: AnySession | _Session) -> AsyncConnection:
     is the kept writer's, known without asking while its transaction is open: each ask is a
     hop into SQLAlchemy's greenlet (~8 us; a push asked a dozen times), and would begin
     SQLAlchemy's transaction, which the commit then goes through."""
-    kept = session.info.get(_KEPT)
-    if kept is not None and kept[1].in_transaction and not session.in_nested_transaction():
-        return kept[0]  # type: ignore[no-any-return]
+    kept: _KeptWriter | None = session.info.get(_KEPT)
+    if kept is not None and kept.sqlite.in_transaction and not session.in_nested_transaction():
+        return kept.connection
     # Inside `begin_nested()` the session is asked, so that it sends its SAVEPOINT first.
     return await session.connection()
 

@@ -12,21 +12,12 @@ from pesagate.merchants.service import PaymentSettingsUpdate
 from pesagate.models import Business, WalletType
 from pesagate.payments import service as payments
 from pesagate.payments.service import PUSH_CONTEXT_TTL_S, push_context
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fixtures.clock import ManualClock
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(payments.time, "monotonic", clock)
-    return clock
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 async def business_id(books, business_pk: int) -> str:
@@ -36,27 +27,27 @@ async def business_id(books, business_pk: int) -> str:
 
 async def test_a_context_is_kept_for_its_time_to_live(books, clock):
     business_pk, _, _ = await books.merchant()
-    first = await push_context(books.db, business_pk, None)
-    clock.now += PUSH_CONTEXT_TTL_S / 2
-    assert await push_context(books.db, business_pk, None) is first
-    clock.now += PUSH_CONTEXT_TTL_S
-    assert await push_context(books.db, business_pk, None) is not first
+    first = await push_context(books.db, business_pk, None, clock)
+    clock.advance(PUSH_CONTEXT_TTL_S / 2)
+    assert await push_context(books.db, business_pk, None, clock) is first
+    clock.advance(PUSH_CONTEXT_TTL_S)
+    assert await push_context(books.db, business_pk, None, clock) is not first
 
 
 async def test_a_change_made_through_this_process_applies_to_the_next_push(books, clock):
     business_pk, _, _ = await books.merchant()
-    before = await push_context(books.db, business_pk, None)
+    before = await push_context(books.db, business_pk, None, clock)
     change = PaymentSettingsUpdate(fee_rate_ppm=before.business.fee_rate_ppm + 1_000)
     await merchants.change_settings(books.db, await business_id(books, business_pk), change)
-    after = await push_context(books.db, business_pk, None)
+    after = await push_context(books.db, business_pk, None, clock)
     assert after.business.fee_rate_ppm == before.business.fee_rate_ppm + 1_000
     await merchants.change_profile(books.db, business_pk, "Renamed Shop", "Renamed")
-    assert (await push_context(books.db, business_pk, None)).business.short_name == "Renamed"
+    assert (await push_context(books.db, business_pk, None, clock)).business.short_name == "Renamed"
 
 
 async def test_a_change_made_elsewhere_applies_within_the_time_to_live(books, clock, db_url):
     business_pk, _, _ = await books.merchant()
-    before = await push_context(books.db, business_pk, None)
+    before = await push_context(books.db, business_pk, None, clock)
     elsewhere = Database(db_url)  # another node (or the CLI) on the same database
     try:
         async with elsewhere.transaction() as session:
@@ -65,18 +56,18 @@ async def test_a_change_made_elsewhere_applies_within_the_time_to_live(books, cl
             )
     finally:
         await elsewhere.dispose()
-    assert (await push_context(books.db, business_pk, None)) is before
-    clock.now += PUSH_CONTEXT_TTL_S + 0.001
-    assert (await push_context(books.db, business_pk, None)).business.fee_rate_ppm == 7_777
+    assert (await push_context(books.db, business_pk, None, clock)) is before
+    clock.advance(PUSH_CONTEXT_TTL_S + 0.001)
+    assert (await push_context(books.db, business_pk, None, clock)).business.fee_rate_ppm == 7_777
 
 
 async def test_a_wallet_opened_after_the_context_was_kept_is_found(books, clock):
     business_pk, _, _ = await books.merchant()
-    kept = await push_context(books.db, business_pk, None)
+    kept = await push_context(books.db, business_pk, None, clock)
     async with books.db.transaction() as session:
         wallet, _ = await open_wallet(session, business_pk, "KES", WalletType.WORKING, "new")
     assert wallet.wallet_id not in kept.wallets
-    found = await push_context(books.db, business_pk, wallet.wallet_id)
+    found = await push_context(books.db, business_pk, wallet.wallet_id, clock)
     assert wallet.wallet_id in found.wallets
     # A wallet nobody has is looked for, and still unknown: validation refuses it.
-    assert "WXXXXXX" not in (await push_context(books.db, business_pk, "WXXXXXX")).wallets
+    assert "WXXXXXX" not in (await push_context(books.db, business_pk, "WXXXXXX", clock)).wallets

@@ -1,6 +1,7 @@
 """HTTP plumbing every domain's router shares: route registration with and without the
-trailing slash, declared answers sent without re-validation, OpenAPI for bodies validated by
-hand, and DRF-style validation errors."""
+trailing slash, declared answers sent without re-validation, routes called without FastAPI's
+per-request handler where it has nothing to do (`DirectRoute`), OpenAPI for bodies validated
+by hand, and DRF-style validation errors."""
 
 import functools
 import inspect

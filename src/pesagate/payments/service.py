@@ -8,6 +8,7 @@ PENDING invoice that reconciliation resolves; nothing is ever pushed twice.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -277,7 +278,12 @@ _KeptContext = tuple[float, int, PaymentContext]  # until (monotonic), business 
 _PUSH_CONTEXTS: "WeakKeyDictionary[Database, dict[int, _KeptContext]]" = WeakKeyDictionary()
 
 
-async def push_context(db: Database, business_pk: int, wallet_id: object) -> PaymentContext:
+async def push_context(
+    db: Database,
+    business_pk: int,
+    wallet_id: object,
+    clock: Callable[[], float] = time.monotonic,
+) -> PaymentContext:
     """`payment_context` for a push, kept (see PUSH_CONTEXT_TTL_S); `wallet_id`: the wallet
     the push names, as sent (None when it names none)."""
     changes = merchants.changes_of(db, business_pk)  # before reading: a change meanwhile wins
@@ -286,12 +292,12 @@ async def push_context(db: Database, business_pk: int, wallet_id: object) -> Pay
     if kept is not None:
         until, kept_changes, context = kept
         unknown_wallet = isinstance(wallet_id, str) and wallet_id not in context.wallets
-        if until > time.monotonic() and kept_changes == changes and not unknown_wallet:
+        if until > clock() and kept_changes == changes and not unknown_wallet:
             return context
     context = await payment_context(db, business_pk)
     if len(contexts) >= PUSH_CONTEXTS_KEPT:
         contexts.clear()
-    contexts[business_pk] = (time.monotonic() + PUSH_CONTEXT_TTL_S, changes, context)
+    contexts[business_pk] = (clock() + PUSH_CONTEXT_TTL_S, changes, context)
     return context
 
 
