@@ -15,13 +15,16 @@ interleaved (push, status, callback, push, ...); the median of each path is prin
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from bench.harness import (
     _tree,
+    cpu_capped,
     drop_database,
     free_port,
     fresh_database,
@@ -34,8 +37,33 @@ TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 SCRIPTS = {"push": "stk_push.lua", "status": "status.lua", "callback": "callback.lua"}
 
 
-def reading(gateway_pid: int, simulator_pid: int) -> tuple[float, float, float]:
-    return cpu_s(gateway_pid), cpu_s(simulator_pid), machine_busy_s()
+def reading(gateway_pid: int, simulator_pid: int) -> tuple[float, ...]:
+    return (
+        cpu_s(gateway_pid),
+        cpu_s(simulator_pid),
+        postgres_cpu_s(),
+        finished_children_cpu_s(),  # wrk, once it has finished
+        machine_busy_s(),
+    )
+
+
+def finished_children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds of every PostgreSQL server process (backends, WAL writer, checkpointer)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS_PER_S
 
 
 def cpu_s(root_pid: int) -> float:
@@ -63,6 +91,9 @@ def main() -> None:
     parser.add_argument("--paths", default="push,status,callback")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument(
+        "--cap", type=float, help="Cap the gateway at this many cores (a node of fixed size)."
+    )
     args = parser.parse_args()
     paths = args.paths.split(",")
     cores = os.cpu_count() or 1
@@ -77,7 +108,11 @@ def main() -> None:
             refused = 0
             # Each callback round starts past every callback sent before (in flight included).
             callback_offset = 0
-            with bench.simulator() as simulator, bench.gateway(db_url, 1, port) as gateway:
+            with (
+                bench.simulator() as simulator,
+                bench.gateway(db_url, 1, port) as gateway,
+                cpu_capped([gateway.pid], args.cap) if args.cap else nullcontext(),
+            ):
                 bench.sim_faults(lost_callback=1.0)
                 for _ in range(args.rounds):
                     for path in paths:
@@ -97,16 +132,19 @@ def main() -> None:
         finally:
             drop_database(db_url)
     print(f"{args.db}, one gateway process, medians of {args.rounds} rounds ({refused} errors):")
-    print("  ms of CPU per request: gateway (each round), simulator, whole machine; rps")
+    print(
+        "  ms of CPU per request: gateway (each round), simulator, PostgreSQL, wrk, "
+        "whole machine; rps"
+    )
     for path, runs in costs.items():
-        gateway, simulator, machine, rps = (
-            statistics.median(run[i] for run in runs) for i in range(4)
+        gateway, simulator, postgres, load, machine, rps = (
+            statistics.median(run[i] for run in runs) for i in range(6)
         )
         each = ", ".join(f"{run[0]:.2f}" for run in runs)
         print(
             f"  {path:9} gateway {gateway:.2f} ({each}); simulator {simulator:.2f}; "
-            f"machine {machine:.2f}, so at most {cores / machine * 1000:.0f} rps here; "
-            f"{rps:.0f} rps"
+            f"PostgreSQL {postgres:.2f}; wrk {load:.2f}; machine {machine:.2f}, "
+            f"so at most {cores / machine * 1000:.0f} rps here; {rps:.0f} rps"
         )
 
 

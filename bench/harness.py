@@ -16,7 +16,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,25 @@ def wrk(
     )
 
 
+def wrk_each(
+    urls: list[str], script: str, seconds: float, connections: int, envs: list[dict[str, str]]
+) -> WrkResult:
+    """One wrk per URL, all at once (as a balancer spreading clients evenly over nodes would);
+    the rates add up, and the latencies are the worst of them."""
+    with ThreadPoolExecutor(len(urls)) as pool:
+        results = list(
+            pool.map(lambda url, env: wrk(url, script, seconds, connections, env), urls, envs)
+        )
+    return WrkResult(
+        rps=sum(r.rps for r in results),
+        p50_ms=max(r.p50_ms for r in results),
+        p99_ms=max(r.p99_ms for r in results),
+        requests=sum(r.requests for r in results),
+        errors=sum(r.errors for r in results),
+        non2xx=sum(r.non2xx for r in results),
+    )
+
+
 # ---------------------------------------------------------------------------------- RSS
 @dataclass
 class RssSampler:
@@ -192,6 +212,60 @@ def _rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+# ---------------------------------------------------------------------------------- nodes
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CAP_PERIOD_US = 10_000  # short, so that a capped process waits at most a few ms at a time
+
+
+class CpuCapUnavailable(RuntimeError):
+    """No writable cgroup with a CPU controller (not root, or no cgroup file system)."""
+
+
+@contextmanager
+def cpu_capped(pids: list[int], cores: float) -> Iterator[None]:
+    """Each process in a cgroup of its own that allows it `cores` of CPU time: nodes of a
+    fixed size, as containers with a CPU limit are. On a machine whose few cores also run
+    PostgreSQL, the simulator and wrk, this is how a second node can bring capacity of its
+    own, which an uncapped second process cannot."""
+    v2 = "cpu" in _read(CGROUP_ROOT / "cgroup.controllers")
+    base = CGROUP_ROOT if v2 else CGROUP_ROOT / "cpu"
+    quota = int(cores * CAP_PERIOD_US)
+    groups = []
+    try:
+        for pid in pids:
+            group = base / f"pesagate-bench-{pid}"
+            group.mkdir()
+            groups.append(group)
+            if v2:
+                (group / "cpu.max").write_text(f"{quota} {CAP_PERIOD_US}")
+            else:
+                (group / "cpu.cfs_period_us").write_text(str(CAP_PERIOD_US))
+                (group / "cpu.cfs_quota_us").write_text(str(quota))
+            (group / "cgroup.procs").write_text(str(pid))
+    except OSError as error:
+        _remove_groups(base, groups)
+        raise CpuCapUnavailable(f"cannot cap CPU with cgroups under {base}: {error}") from error
+    try:
+        yield
+    finally:
+        _remove_groups(base, groups)
+
+
+def _remove_groups(base: Path, groups: list[Path]) -> None:
+    for group in groups:
+        for pid in _read(group / "cgroup.procs").split():
+            with suppress(OSError):  # already gone
+                (base / "cgroup.procs").write_text(pid)
+        group.rmdir()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 # ---------------------------------------------------------------------------------- databases

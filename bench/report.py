@@ -60,6 +60,8 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     for key in keys:
         label = key.removeprefix("status_rps_")
         lines.append(f"| {label} | {scale[key]:.0f} | {scale[f'stk_push_rps_{label}']:.0f} |")
+    if "nodes" in results:
+        lines += ["", *nodes_report(results["nodes"])]
     lines += ["", *_targets(results)]
     if "versus_peer" in results:
         lines += ["", *versus_peer_report(results["versus_peer"])]
@@ -140,6 +142,8 @@ def _targets(results: dict[str, Any]) -> list[str]:
             rss <= RSS_TARGET_MB,
         )
     _two_processes(results["runs"], row)
+    if "one" in results.get("nodes", {}):
+        _two_nodes(results["nodes"], row)
     return lines
 
 
@@ -152,11 +156,62 @@ def _two_processes(runs: list[dict[str, Any]], row: Callable[..., None]) -> None
         value = more[key] / one[key] if one[key] else 0.0
         row(
             "postgresql",
-            f"{name}, {more['processes']} processes / 1",
+            f"{name}, {more['processes']} uncapped processes / 1 (bound by the machine)",
             f">= {TWO_PROCESSES_TARGET}",
             f"{value:.2f}",
             value >= TWO_PROCESSES_TARGET,
         )
+
+
+def _two_nodes(nodes: dict[str, Any], row: Callable[..., None]) -> None:
+    for path, name in (("stk_push", "STK push"), ("status", "status")):
+        value = _node_ratio(nodes, path)
+        row(
+            "postgresql",
+            f"{name}, 2 nodes / 1 ({nodes['cores_per_node']} core each)",
+            f">= {TWO_PROCESSES_TARGET}",
+            f"{value:.2f}",
+            value >= TWO_PROCESSES_TARGET,
+        )
+
+
+def _node_ratio(nodes: dict[str, Any], path: str) -> float:
+    one = median(r["rps"] for r in nodes["one"][path])
+    return median(r["rps"] for r in nodes["two"][path]) / one if one else 0.0
+
+
+def nodes_report(nodes: dict[str, Any]) -> list[str]:
+    if "one" not in nodes:
+        return [f"Nodes (PostgreSQL, 1 against 2): not measured ({nodes.get('skipped')})."]
+    lines = [
+        f"Nodes (PostgreSQL): one node against two, each node a gateway process allowed"
+        f" {nodes['cores_per_node']} core by a cgroup,",
+        "as a container with a CPU limit is; PostgreSQL, the simulator and wrk share the rest of",
+        f"the machine. Each node has its own wrk ({nodes['seconds']} s, 2 threads, 32"
+        " connections), alone or beside the other. All",
+        "gateways up throughout on one database, loaded one system at a time in"
+        f" {nodes['rounds']} interleaved rounds.",
+        "Medians; every round's rps after. The ratio shows what nodes take from each other.",
+        "",
+        "| path | 1 node rps (p99 ms) | 2 nodes rps (p99 ms) | 2 / 1 |",
+        "|---|---|---|---|",
+    ]
+    for path in ("stk_push", "status"):
+        one, two = nodes["one"][path], nodes["two"][path]
+        cells = [
+            f"{median(r['rps'] for r in runs):.0f} ({median(r['p99_ms'] for r in runs):.0f})"
+            f" {_each(runs)}"
+            for runs in (one, two)
+        ]
+        lines.append(
+            f"| {PATH_NAMES[path]} | {cells[0]} | {cells[1]} | {_node_ratio(nodes, path):.2f} |"
+        )
+    errors = sum(
+        r["errors"] for side in ("one", "two") for runs in nodes[side].values() for r in runs
+    )
+    if errors:
+        lines.append(f"\nErrors and non-2xx answers: {errors}.")
+    return lines
 
 
 PEER_RPS_TARGET = 3.0  # pesagate's rps at least this many times the peer's, on every path

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ import httpx
 from bench import peer
 from bench.harness import (
     HERE,
+    CpuCapUnavailable,
     Merchant,
     RssSampler,
     WrkResult,
+    cpu_capped,
     drop_database,
     free_port,
     fresh_database,
@@ -36,9 +39,10 @@ from bench.harness import (
     process,
     seed_invoices,
     wrk,
+    wrk_each,
 )
 from bench.paced import paced_stk_push
-from bench.report import versus_peer_report, write_report
+from bench.report import nodes_report, versus_peer_report, write_report
 from pesagate.kit.runtime import EVENT_LOOP
 from pesagate.models import InvoiceState
 
@@ -50,6 +54,9 @@ PEER_PATHS = ("stk_push", "status", "callback")
 # wrk stops by closing its connections; requests already inside the gateway still run to
 # completion. Each measurement waits for that tail so it does not pay for the previous one.
 SETTLE_S = 3.0
+# One node's CPU in the nodes run: two such nodes, with PostgreSQL, the simulator and wrk beside
+# them, keep a two-core machine below full (a push costs the machine ~1.8x the gateway's CPU).
+NODE_CORES = 0.4
 
 
 class Bench:
@@ -378,6 +385,70 @@ class Bench:
             drop_database(db_url)
         return {"rounds": rounds, "seconds": seconds, "connections": PEER_CONNECTIONS, **results}
 
+    # ------------------------------------------------------------------ nodes
+    def nodes(self) -> dict[str, Any]:
+        """PostgreSQL, one node against two. A node is one gateway process on its own port,
+        capped at NODE_CORES of CPU (`cpu_capped`) so that a second node brings CPU of its own
+        while PostgreSQL, the simulator and wrk share the rest of the machine. Each node gets
+        its own wrk with the same connections, as a balancer spreading clients evenly would:
+        every node is loaded alike, whether it is alone or not, so the ratio shows what the
+        nodes take from each other (the database, its locks). All three gateways are up
+        throughout on one database and loaded one system at a time, in interleaved rounds."""
+        rounds = 3
+        print(f"== nodes: PostgreSQL, 1 and 2 nodes of {NODE_CORES} core", flush=True)
+        db_url = fresh_database("postgresql", self.workdir)
+        ports = [free_port() for _ in range(3)]
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        systems = {"one": urls[:1], "two": urls[1:]}
+        results: dict[str, dict[str, list[dict[str, float]]]] = {
+            system: {"stk_push": [], "status": []} for system in systems
+        }
+        try:
+            merchant = asyncio.run(prepare(db_url))
+            settled = asyncio.run(
+                seed_invoices(db_url, merchant, 1_000, InvoiceState.COMPLETE, urls[0])
+            )
+            env = {"BENCH_SECRET_KEY": merchant.secret_key}
+            status_env = env | {"BENCH_INVOICE_IDS": ",".join(row[0] for row in settled[:500])}
+            with ExitStack() as stack:
+                gateways = [stack.enter_context(self.gateway(db_url, 1, port)) for port in ports]
+                stack.enter_context(cpu_capped([gateway.pid for gateway in gateways], NODE_CORES))
+                self.sim_faults(lost_callback=1.0)
+                for round_no in range(rounds):
+                    for system in systems if round_no % 2 == 0 else reversed(systems):
+                        for path, script, make_env in (
+                            ("stk_push", "stk_push.lua", lambda: env | self.phones()),
+                            ("status", "status.lua", lambda: status_env),
+                        ):
+                            targets = systems[system]
+                            result = wrk_each(
+                                targets,
+                                script,
+                                self.seconds,
+                                CONNECTIONS,
+                                [make_env() for _ in targets],
+                            )
+                            results[system][path].append(
+                                {
+                                    "rps": round(result.rps, 1),
+                                    "p99_ms": round(result.p99_ms, 2),
+                                    "errors": result.errors + result.non2xx,
+                                }
+                            )
+                            time.sleep(SETTLE_S)
+        except CpuCapUnavailable as error:
+            print(f"   skipped: {error}", flush=True)
+            return {"skipped": str(error)}
+        finally:
+            drop_database(db_url)
+        return {
+            "db": "postgresql",
+            "cores_per_node": NODE_CORES,
+            "rounds": rounds,
+            "seconds": self.seconds,
+            **results,
+        }
+
     # ------------------------------------------------------------------ scale
     def scale(self, db: str) -> dict[str, Any]:
         sizes = (1_000, 1_000_000) if not self.quick else (1_000, 50_000)
@@ -458,6 +529,12 @@ def main() -> None:
         help="Only these runs, e.g. postgresql:1,postgresql:2 (docs/SCALING.md); no scale "
         "runs, no peer. Results: bench/results/configs.json.",
     )
+    parser.add_argument(
+        "--nodes-only",
+        action="store_true",
+        help=f"Only PostgreSQL with one node against two, each capped at {NODE_CORES} core. "
+        "Results: bench/results/nodes.json.",
+    )
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     configs = (
@@ -475,6 +552,15 @@ def main() -> None:
         out.write_text(json.dumps({"commit": commit(), "scale": scale}, indent=2) + "\n")
         print(json.dumps(scale, indent=2))
         return
+    if args.nodes_only:
+        with tempfile.TemporaryDirectory(prefix="pesagate-bench-") as tmp:
+            bench = Bench(args.quick, Path(tmp))
+            with bench.simulator():
+                measured = bench.nodes()
+        out = HERE / "results" / "nodes.json"
+        out.write_text(json.dumps({"commit": commit(), "nodes": measured}, indent=2) + "\n")
+        print("\n".join(nodes_report(measured)))
+        return
     if args.configs:
         only = [(db, int(n)) for db, _, n in (c.partition(":") for c in args.configs.split(","))]
         with tempfile.TemporaryDirectory(prefix="pesagate-bench-") as tmp:
@@ -490,9 +576,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pesagate-bench-") as tmp:
         bench = Bench(args.quick, Path(tmp))
         with bench.simulator(), bench.receiver():
+            nodes: dict[str, Any] | None = None
             if not args.peer_only:
                 runs = [bench.run_config(db, processes) for db, processes in configs]
                 scale = bench.scale("sqlite" if args.quick else "postgresql")
+                nodes = bench.nodes() if not args.quick else None
             versus = bench.versus_peer()
     results: dict[str, Any] = {"commit": commit(), "machine": machine(), "quick": args.quick}
     if args.peer_only:
@@ -502,6 +590,8 @@ def main() -> None:
         print("\n".join(versus_peer_report(versus)))
         return
     results |= {"runs": runs, "scale": scale, "versus_peer": versus}
+    if nodes is not None:
+        results["nodes"] = nodes
     out = HERE / "results" / ("quick.json" if args.quick else "latest.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
