@@ -3,7 +3,7 @@ the same transaction as the change they record (an invoice completing, a transfe
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -15,7 +15,6 @@ from pesagate.ledger import repository
 from pesagate.models import (
     AccountKind,
     EntryKind,
-    Invoice,
     LedgerAccount,
     LedgerEntry,
     LineStatus,
@@ -229,7 +228,29 @@ def collection_key(invoice_pk: int) -> str:
     return f"invoice:{invoice_pk}:collection"
 
 
-async def post_collection(session: AsyncSession, invoice: Invoice) -> LineStatus | None:
+class Collected(Protocol):
+    """What a collection's posting reads of its invoice (payments' ORM instance or its locked
+    row: the ledger knows neither)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def invoice_id(self) -> str: ...
+    @property
+    def business_id(self) -> int: ...
+    @property
+    def wallet_id(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def mpesa_reference(self) -> str | None: ...
+    @property
+    def value_minor(self) -> int: ...
+    @property
+    def charges_minor(self) -> int: ...
+
+
+async def post_collection(session: AsyncSession, invoice: Collected) -> LineStatus | None:
     """Credit a COMPLETE invoice to its wallet, net of fees: exactly once per invoice. The
     status of the credit (CLEARING or AVAILABLE), or None if it was credited before."""
     wallet_account_pk, delay_s = await repository.collection_terms(

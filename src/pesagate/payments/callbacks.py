@@ -36,6 +36,7 @@ from pesagate.kit.money import AmountError, parse_amount
 from pesagate.models import CallbackOutcome, Invoice, InvoiceState
 from pesagate.mpesa.protocol import ResultCode, result_description
 from pesagate.payments import repository, state
+from pesagate.payments.locked import LockedInvoice
 from pesagate.payments.state import RECONCILE_JOB
 from pesagate.worker.jobs import schedule
 
@@ -215,7 +216,7 @@ async def _receive(
     allow_refusal: RefusalAllowance | None,
 ) -> Received:
     async with db.transaction() as session:
-        invoice = await repository.lock_invoice(session, callback_token=token, with_customer=False)
+        invoice = await repository.lock_invoice_by_token(session, token)
         invoice_pk, invoice_id = (invoice.id, invoice.invoice_id) if invoice else (None, None)
         if not policy.source_allowed(body.source_ip):
             outcome, note = (
@@ -252,7 +253,7 @@ def _storable(raw: bytes, max_chars: int) -> str:
 
 async def _apply(
     session: AsyncSession,
-    invoice: Invoice,
+    invoice: LockedInvoice,
     parsed: ParsedCallback | None,
     body_sha: str,
     policy: CallbackPolicy,
@@ -280,7 +281,7 @@ async def _apply(
 
 async def _success(
     session: AsyncSession,
-    invoice: Invoice,
+    invoice: LockedInvoice,
     parsed: ParsedCallback,
     policy: CallbackPolicy,
     learnt_checkout: bool,
@@ -301,7 +302,7 @@ async def _success(
 
 
 def _confirmation_needed(
-    invoice: Invoice, parsed: ParsedCallback, policy: CallbackPolicy, learnt_checkout: bool
+    invoice: LockedInvoice, parsed: ParsedCallback, policy: CallbackPolicy, learnt_checkout: bool
 ) -> str | None:
     """Why M-Pesa must confirm this success before it is credited, or None."""
     if invoice.state == InvoiceState.FAILED:
@@ -342,7 +343,7 @@ async def held_success_receipts(session: AnySession, invoice: Invoice) -> list[s
     return receipts[:HELD_RECEIPTS_ASKED]
 
 
-def _mismatch(invoice: Invoice, parsed: ParsedCallback) -> str | None:
+def _mismatch(invoice: LockedInvoice, parsed: ParsedCallback) -> str | None:
     """Why this callback cannot speak for this invoice, or None."""
     known, claimed = invoice.checkout_request_id, parsed.checkout_request_id
     if known and claimed and known != claimed:

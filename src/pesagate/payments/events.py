@@ -2,13 +2,14 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pesagate.models import Invoice, Topic
+from pesagate.models import Topic
+from pesagate.payments.locked import InvoiceRecord
 from pesagate.payments.views import InvoiceView, invoice_json
 from pesagate.webhooks.emit import emit
 
 
 async def collection_event(
-    session: AsyncSession, business_pk: int, invoice_pk: int, invoice: Invoice | InvoiceView
+    session: AsyncSession, business_pk: int, invoice_pk: int, invoice: InvoiceRecord | InvoiceView
 ) -> None:
     """An invoice was created or changed state: tell every subscribed endpoint."""
     await emit(

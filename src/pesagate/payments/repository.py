@@ -21,13 +21,9 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    inspect,
     select,
     update,
 )
-from sqlalchemy.orm import make_transient_to_detached, raiseload
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from pesagate.db import (
     AnySession,
@@ -53,126 +49,73 @@ from pesagate.models import (
     Wallet,
 )
 from pesagate.mpesa.protocol import ResultCode
+from pesagate.payments.locked import COLUMNS as LOCKED_COLUMNS
+from pesagate.payments.locked import LockedInvoice
 from pesagate.payments.views import CustomerView, InvoiceView, WalletRef
 
 # ---------------------------------------------------------------- invoices
 
 
-# Built once per set of columns named (the callback and push paths lock on every request).
-_LOCKS: dict[tuple[bool, tuple[str, ...]], Select[Invoice]] = {}
+# Built once per set of columns named (the push path's rarer branch locks with it).
+_LOCKS: dict[tuple[str, ...], Select[Invoice]] = {}
 
 
-async def lock_invoice(
-    session: AsyncSession, *, with_customer: bool = True, **where: object
-) -> Invoice | None:
+async def lock_invoice(session: AsyncSession, **where: object) -> Invoice | None:
     """The invoice row, locked until the transaction ends (`FOR UPDATE`; on SQLite the write
-    lock of `Database.transaction` serialises instead). `with_customer=False`: for paths that
-    never render the customer (Daraja's callbacks), which then is not loaded, and reading it
-    raises."""
-    if not with_customer:
-        locked = await _lock_invoice_and_wallet(session, where)
-        if locked is not _ALREADY_IN_SESSION:
-            return locked  # type: ignore[no-any-return]
-    key = (with_customer, tuple(sorted(where)))
+    lock of `Database.transaction` serialises instead)."""
+    key = tuple(sorted(where))
     statement = _LOCKS.get(key)
     if statement is None:
-        conditions = [getattr(Invoice, column) == bindparam(column) for column in key[1]]
-        statement = (
+        conditions = [getattr(Invoice, column) == bindparam(column) for column in key]
+        statement = _LOCKS[key] = (
             select(Invoice)
             .where(*conditions)
             .with_for_update(of=Invoice)
             .execution_options(populate_existing=True)
         )
-        if not with_customer:
-            statement = statement.options(raiseload(Invoice.customer))
-        _LOCKS[key] = statement
     return await session.scalar(statement, where)
 
 
-_ALREADY_IN_SESSION: Any = object()
 _INVOICES, _WALLETS = Invoice.__table__, Wallet.__table__
-_LOCKS_WITH_WALLET: dict[tuple[str, ...], Any] = {}
+_LOCK_BY_TOKEN = (
+    select(*(_INVOICES.c[column] for column in LOCKED_COLUMNS), _WALLETS.c.wallet_id)
+    .join_from(_INVOICES, _WALLETS, _INVOICES.c.wallet_id == _WALLETS.c.id)
+    .where(_INVOICES.c.callback_token == bindparam("token"))
+    .with_for_update(of=_INVOICES)
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)  # both have `id`, `wallet_id`
+)
 
 
-async def _lock_invoice_and_wallet(session: AsyncSession, where: dict[str, object]) -> Any:
-    """`lock_invoice(with_customer=False)`: the invoice and its wallet read with one Core
-    statement and made persistent instances, as if the ORM's query had loaded them (history
-    clean: changes are tracked, saved and flushed as usual). The ORM's own query and loading
-    were ~25% of a success callback's samples (`bench.profile callback`). The customer is not
-    loaded. `_ALREADY_IN_SESSION` when the session holds the invoice already: the ORM's
-    query then refreshes that instance."""
-    key = tuple(sorted(where))
-    statement = _LOCKS_WITH_WALLET.get(key)
-    if statement is None:
-        statement = _LOCKS_WITH_WALLET[key] = (
-            select(*_INVOICES.columns, *_WALLETS.columns)
-            .join_from(_INVOICES, _WALLETS, _INVOICES.c.wallet_id == _WALLETS.c.id)
-            .where(*(_INVOICES.c[column] == bindparam(column) for column in key))
-            .with_for_update(of=_INVOICES)
-            .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)  # both have `id`, `wallet_id`
-        )
-    rows = await select_rows(await connection_of(session), statement, where)
+async def lock_invoice_by_token(session: AsyncSession, token: str) -> LockedInvoice | None:
+    """The invoice a callback's path token names, locked as by `lock_invoice`, as a plain
+    `LockedInvoice` read with one Core statement (with its wallet's public id): no ORM
+    instance, so nothing for the unit of work to load, track or flush. Save what the callback
+    changed with `save_invoice`."""
+    rows = await select_rows(await connection_of(session), _LOCK_BY_TOKEN, {"token": token})
     if not rows:
         return None
-    row = rows[0]
-    invoice_values = dict(zip(_INVOICE_KEYS, row[: len(_INVOICE_KEYS)], strict=True))
-    if _in_session(session, Invoice, invoice_values["id"]) is not None:
-        return _ALREADY_IN_SESSION
-    invoice = _as_loaded(Invoice, invoice_values)
-    wallet_values = dict(zip(_WALLET_KEYS, row[len(_INVOICE_KEYS) :], strict=True))
-    wallet = _in_session(session, Wallet, wallet_values["id"]) or _as_loaded(Wallet, wallet_values)
-    set_committed_value(invoice, "wallet", wallet)
-    session.add(invoice)
-    return invoice
+    *columns, wallet_id = rows[0]
+    return LockedInvoice(
+        **dict(zip(LOCKED_COLUMNS, columns, strict=True)), wallet=WalletRef(wallet_id)
+    )
 
 
-def _attribute_keys(model: Any) -> tuple[str, ...]:
-    """The model's attribute names for its table's columns, in the table's order."""
-    mapper = inspect(model)
-    return tuple(mapper.get_property_by_column(column).key for column in model.__table__.columns)
-
-
-_INVOICE_KEYS, _WALLET_KEYS = _attribute_keys(Invoice), _attribute_keys(Wallet)
-
-
-def _in_session(session: AsyncSession, model: Any, pk: int) -> Any:
-    return session.sync_session.identity_map.get(identity_key(model, pk))
-
-
-def _as_loaded(model: Any, values: dict[str, Any]) -> Any:
-    """An instance of `model` with every column's value, detached, its history clean as if a
-    query had loaded it; `session.add` makes it persistent."""
-    instance = model(**values)
-    make_transient_to_detached(instance)
-    return instance
-
-
-# Executed with the changed columns as parameters: Core sets those (and `updated_at`, its
-# onupdate, when not among them), one compiled form per set of columns.
+# Executed with the changed columns as parameters: Core sets those, one compiled form per set
+# of columns.
 _INVOICE_CHANGES = update(Invoice).where(Invoice.id == bindparam("invoice_pk"))
-_INVOICE_COLUMN_KEYS = frozenset(column.key for column in Invoice.__table__.columns)
 
 
-async def save_invoice(session: AsyncSession, invoice: Invoice) -> None:
-    """Write a locked invoice's changed columns now, with one Core UPDATE, and count them as
-    committed, so the unit of work has nothing left to flush for it.
-
-    What the flush at commit would write, at a fraction of its cost: on a success callback
-    the flush of this one row was ~17% of the instructions. `updated_at` moves as its
-    onupdate would move it. Changes to anything but columns are left to the flush."""
-    state = inspect(invoice)
-    changed = state.committed_state  # the original value of each attribute changed
-    if not changed or not changed.keys() <= _INVOICE_COLUMN_KEYS:
+async def save_invoice(session: AsyncSession, invoice: LockedInvoice) -> None:
+    """Write what changed in a locked invoice with one Core UPDATE (nothing if nothing did).
+    `updated_at` moves, as the model's onupdate would move it, unless the caller set it."""
+    changed = invoice.changes()
+    if not changed:
         return
     if "updated_at" not in changed:
-        invoice.updated_at = utc_now()  # as its onupdate would at the flush (now in `changed`)
-    values = {key: getattr(invoice, key) for key in changed}
+        invoice.updated_at = changed["updated_at"] = utc_now()
     connection = await connection_of(session)
-    await write(connection, _INVOICE_CHANGES, {"invoice_pk": invoice.id, **values})
-    # Public API can only commit attributes one by one, which leaves the instance marked
-    # modified and the flush still visiting it; this is what a flush itself ends with.
-    # tests/payments/test_save_invoice.py fails if it stops doing so.
-    state._commit_all(state.dict, session.sync_session.identity_map)
+    await write(connection, _INVOICE_CHANGES, {"invoice_pk": invoice.id, **changed})
+    invoice.saved()
 
 
 async def invoice_by_pk(session: AnySession, invoice_pk: int) -> Invoice | None:

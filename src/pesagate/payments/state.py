@@ -5,8 +5,9 @@ from pesagate import metrics
 from pesagate.db import AsyncSession
 from pesagate.kit.clock import utc_now
 from pesagate.ledger.postings import post_collection
-from pesagate.models import Invoice, InvoiceState
+from pesagate.models import InvoiceState
 from pesagate.payments.events import collection_event
+from pesagate.payments.locked import InvoiceRecord
 from pesagate.payments.views import InvoiceView
 from pesagate.worker.jobs import cancel
 
@@ -34,11 +35,11 @@ def reconcile_job_key(invoice_pk: int) -> str:
     return f"reconcile:{invoice_pk}"
 
 
-def can_move(invoice: Invoice, target: InvoiceState) -> bool:
+def can_move(invoice: InvoiceRecord, target: InvoiceState) -> bool:
     return target in ALLOWED[invoice.state]
 
 
-async def mark_processing(session: AsyncSession, invoice: Invoice) -> bool:
+async def mark_processing(session: AsyncSession, invoice: InvoiceRecord) -> bool:
     if not can_move(invoice, PROCESSING):
         return False
     invoice.state = PROCESSING
@@ -46,7 +47,7 @@ async def mark_processing(session: AsyncSession, invoice: Invoice) -> bool:
     return True
 
 
-async def complete(session: AsyncSession, invoice: Invoice, receipt: str | None) -> bool:
+async def complete(session: AsyncSession, invoice: InvoiceRecord, receipt: str | None) -> bool:
     """Mark paid. False (and no change) if the invoice is already COMPLETE."""
     if not can_move(invoice, COMPLETE):
         if receipt and invoice.mpesa_reference is None:
@@ -64,7 +65,7 @@ async def complete(session: AsyncSession, invoice: Invoice, receipt: str | None)
     return True
 
 
-async def fail(session: AsyncSession, invoice: Invoice, code: str, reason: str) -> bool:
+async def fail(session: AsyncSession, invoice: InvoiceRecord, code: str, reason: str) -> bool:
     """Mark not paid. False (and no change) unless the invoice is still PENDING or PROCESSING."""
     if invoice.state not in (PENDING, PROCESSING):
         return False
@@ -76,13 +77,13 @@ async def fail(session: AsyncSession, invoice: Invoice, code: str, reason: str) 
     return True
 
 
-async def _changed(session: AsyncSession, invoice: Invoice) -> None:
+async def _changed(session: AsyncSession, invoice: InvoiceRecord) -> None:
     invoice.updated_at = utc_now()
     await announce(session, invoice.business_id, invoice.id, invoice)
 
 
 async def announce(
-    session: AsyncSession, business_pk: int, invoice_pk: int, invoice: Invoice | InvoiceView
+    session: AsyncSession, business_pk: int, invoice_pk: int, invoice: InvoiceRecord | InvoiceView
 ) -> None:
     """Every state change is announced, in its own transaction (the webhook outbox)."""
     await collection_event(session, business_pk, invoice_pk, invoice)

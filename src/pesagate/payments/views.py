@@ -6,12 +6,16 @@ status path's lighter stand-in.
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pesagate.kit.clock import rfc3339_ms
 from pesagate.kit.money import format_minor
 from pesagate.kit.phones import mask_msisdn
 from pesagate.models import Customer, Invoice, InvoiceState, LineStatus, Tariff
 from pesagate.payments import responses
+
+if TYPE_CHECKING:  # it holds a WalletRef
+    from pesagate.payments.locked import LockedInvoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,9 @@ class InvoiceView:
     payment_link_id: int | None = None
 
 
-def invoice_json(invoice: Invoice | InvoiceView, *, personal: bool = True) -> responses.Invoice:
+def invoice_json(
+    invoice: "Invoice | LockedInvoice | InvoiceView", *, personal: bool = True
+) -> responses.Invoice:
     """`personal=False`: the paying phone masked (status asked with the public key alone)."""
     return {
         "invoice_id": invoice.invoice_id,
