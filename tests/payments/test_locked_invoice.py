@@ -3,7 +3,9 @@ plain `LockedInvoice` (no ORM instance), and `save_invoice` writes what changed 
 UPDATE. On both databases."""
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
 
 import orjson
 import pytest
@@ -38,6 +40,14 @@ def updates(statements: Statements) -> list[str]:
 
 def test_it_holds_every_column_of_the_model() -> None:
     assert set(COLUMNS) == {column.key for column in inspect(Invoice).column_attrs}
+
+
+def test_every_column_holds_immutable_values() -> None:
+    """`changes()` compares values: a mutable one (JSON, say) changed in place would be missed."""
+    immutable = (int, str, bool, datetime, Decimal, StrEnum)
+    for column in Invoice.__table__.columns:
+        kind = getattr(column.type, "impl_instance", column.type)  # a TypeDecorator's own
+        assert issubclass(kind.python_type, immutable), column.key
 
 
 async def test_it_equals_what_the_orm_loads_and_the_session_holds_nothing(books):

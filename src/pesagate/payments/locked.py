@@ -1,12 +1,14 @@
 """An invoice as the state machine works on it, and the plain form Daraja's callbacks lock.
 
 The state machine (`state.py`) reads and sets an invoice's columns and nothing else, so it
-takes either form (`InvoiceRecord`): an ORM instance on the rarer paths
-(reconciliation, statements, the push's own answer when a callback beat it), or a
-`LockedInvoice` on the callback path, read with one Core statement and saved with one Core
-UPDATE of what changed. A `LockedInvoice` is not in any session: the unit of work never
-sees it, so nothing is loaded, tracked or flushed for it, and its transaction can commit
-without going through the ORM session.
+takes either form (`InvoiceRecord`): a `LockedInvoice` on the callback path, read with one
+Core statement and saved with one Core UPDATE of what changed, or an ORM instance on every
+other path (`repository.lock_invoice`: reconciliation, statements, Transaction Status
+results, refunds, a push answer that a callback beat, a callback that failed to apply). A
+`LockedInvoice` is not in any session: the unit of work never sees it, so nothing is loaded,
+tracked or flushed for it, and when nothing else uses the session (no webhook subscriber to
+write an event for) the transaction commits without going through it. Its columns hold
+immutable values only (`changes()` compares them; a test keeps it so).
 """
 
 from dataclasses import dataclass, field, fields

@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.orm.util import identity_key
 
 from pesagate.db import (
     AnySession,
@@ -56,7 +57,7 @@ from pesagate.payments.views import CustomerView, InvoiceView, WalletRef
 # ---------------------------------------------------------------- invoices
 
 
-# Built once per set of columns named (the push path's rarer branch locks with it).
+# Built once per set of columns named.
 _LOCKS: dict[tuple[str, ...], Select[Invoice]] = {}
 
 
@@ -108,6 +109,9 @@ _INVOICE_CHANGES = update(Invoice).where(Invoice.id == bindparam("invoice_pk"))
 async def save_invoice(session: AsyncSession, invoice: LockedInvoice) -> None:
     """Write what changed in a locked invoice with one Core UPDATE (nothing if nothing did).
     `updated_at` moves, as the model's onupdate would move it, unless the caller set it."""
+    # An ORM instance of the same row in this session would not see this UPDATE, and could
+    # flush older values over it: the callback path loads none.
+    assert identity_key(Invoice, invoice.id) not in session.sync_session.identity_map
     changed = invoice.changes()
     if not changed:
         return
