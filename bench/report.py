@@ -48,6 +48,13 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(run) for run in results["runs"]]
+    dropped = [run for run in results["runs"] if run.get("e2e_callbacks_undelivered")]
+    for run in dropped:
+        lines.append(
+            f"\n{run['db']}, {run['processes']} process(es), e2e: the simulator dropped"
+            f" {run['e2e_callbacks_undelivered']} callbacks the gateway did not answer within"
+            " its 10 s timeout; those invoices wait for reconciliation, past the run's wait."
+        )
     scale = results["scale"]
     keys = sorted(k for k in scale if k.startswith("status_rps_"))
     lines += [
@@ -98,7 +105,8 @@ def _targets(results: dict[str, Any]) -> list[str]:
         lines.append(f"| {db} | {name} | {wanted} | {reached} | {'yes' if met else 'no'} |")
 
     for run in (r for r in results["runs"] if r["processes"] == 1):
-        for key, name, target in RATIO_TARGETS:
+        # The issue sets the ceiling ratios for SQLite; PostgreSQL's are in the table above.
+        for key, name, target in RATIO_TARGETS if run["db"] == "sqlite" else ():
             value = run[key] / run["ceiling_rps"]
             row(run["db"], f"{name} / ceiling", f">= {target:.2f}", f"{value:.3f}", value >= target)
         p99 = run["stk_push_half_peak_p99_ms"]
