@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 from tests.fixtures.servers import wait_until
@@ -90,3 +91,27 @@ def test_callbacks_are_sent_concurrently(make_sim, callback_receiver):
         push_to(sim, callback_receiver, f"25471234{5610 + n}", path=f"/cb/{n}")
     wait_until(lambda: len(callback_receiver.received) == 10)
     assert callback_receiver.max_in_flight > 1
+
+
+def test_the_timeout_counts_the_receivers_time_not_the_queue(make_sim, callback_receiver):
+    """Daraja sends each callback on its own: one waiting for the simulator's own connections
+    (here one) is not late, while one whose receiver answers too slowly is."""
+    sim = make_sim(callback_max_connections=1, callback_timeout_s=1.0)
+    callback_receiver.delay_s = 0.4  # four in a row take 1.6 s, each 0.4 s once sent
+    checkouts = [
+        push_to(sim, callback_receiver, f"25471234{5630 + n}", path=f"/queued/{n}")
+        for n in range(4)
+    ]
+
+    def answered() -> list[int]:
+        return [sim.transaction(c["CheckoutRequestID"])["callbacks_answered"] for c in checkouts]
+
+    assert wait_until(lambda: answered() == [1, 1, 1, 1], timeout_s=20)
+    assert callback_receiver.max_in_flight == 1
+
+    callback_receiver.delay_s = 1.5
+    late = push_to(sim, callback_receiver, "254712345640", path="/late")["CheckoutRequestID"]
+    callback_receiver.wait_for("/late")
+    time.sleep(2.0)  # past the receiver's answer: the simulator gave up at 1 s
+    assert sim.transaction(late)["callbacks_sent"] == 1
+    assert sim.transaction(late)["callbacks_answered"] == 0
