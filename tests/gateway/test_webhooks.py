@@ -345,12 +345,14 @@ async def test_live_delivery_rechecks_the_destination_every_time(db_url):
             )
             session.add(endpoint)
             await session.flush()
-            event = await add_event(session, endpoint, Topic.TEST, "test", {"topic": "test_event"})
-        result = await deliverer.attempt_once(event.id)
+            event_pk = await add_event(
+                session, endpoint, Topic.TEST, "test", {"topic": "test_event"}
+            )
+        result = await deliverer.attempt_once(event_pk)
         assert result is not None and result.status_code is None
         assert "private" in result.error
         async with db.read() as session:
-            stored = await session.get(WebhookEvent, event.id)
+            stored = await session.get(WebhookEvent, event_pk)
             assert stored.status == EventStatus.FAILED
     finally:
         await deliverer.aclose()
@@ -448,16 +450,16 @@ async def test_a_waiting_event_sleeps_while_the_earlier_one_backs_off_and_is_wok
                 )
 
         assert await runner.run_once() == 2  # the first fails (500), the second waits
-        retry_at = await job_run_at(first.id)
+        retry_at = await job_run_at(first)
         assert retry_at > utc_now() + timedelta(seconds=5)  # ~10 s of backoff
-        await make_due(second.id)  # it looks while the first one backs off
+        await make_due(second)  # it looks while the first one backs off
         assert await runner.run_once() == 1
-        assert await job_run_at(second.id) >= retry_at  # not before the first tries again
+        assert await job_run_at(second) >= retry_at  # not before the first tries again
         assert len(receiver.received) == 1
 
-        await make_due(first.id)
+        await make_due(first)
         assert await runner.run_once() == 1  # delivered: it wakes the second
-        assert await job_run_at(second.id) <= utc_now()
+        assert await job_run_at(second) <= utc_now()
         assert await runner.run_once() == 1
         assert [r.json()["n"] for r in receiver.received] == [1, 1, 2]
     finally:

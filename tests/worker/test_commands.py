@@ -51,8 +51,7 @@ async def add_test_event(db: Database, url: str) -> int:
         )
         session.add(endpoint)
         await session.flush()
-        event = await add_event(session, endpoint, Topic.TEST, "test", {"topic": "test_event"})
-        return event.id
+        return await add_event(session, endpoint, Topic.TEST, "test", {"topic": "test_event"})
 
 
 async def run_until_dead(db: Database, handler: Any, max_failures: int) -> None:

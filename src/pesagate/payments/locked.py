@@ -6,8 +6,8 @@ Core statement and saved with one Core UPDATE of what changed, or an ORM instanc
 other path (`repository.lock_invoice`: reconciliation, statements, Transaction Status
 results, refunds, a push answer that a callback beat, a callback that failed to apply). A
 `LockedInvoice` is not in any session: the unit of work never sees it, so nothing is loaded,
-tracked or flushed for it, and when nothing else uses the session (no webhook subscriber to
-write an event for) the transaction commits without going through it. Its columns hold
+tracked or flushed for it, and unless something else on the path uses the session (asking
+for a confirmation query does) the transaction commits without going through it. Its columns hold
 immutable values only (`changes()` compares them; a test keeps it so).
 """
 

@@ -234,7 +234,10 @@ async def _test_event(session: AsyncSession, endpoint: WebhookEndpoint) -> Webho
         "message": "pesagate test event",
         "sent_at": utc_now().isoformat(),
     }
-    return await add_event(session, endpoint, Topic.TEST, f"test:{endpoint.id}", resource)
+    event_pk = await add_event(session, endpoint, Topic.TEST, f"test:{endpoint.id}", resource)
+    event = await session.get(WebhookEvent, event_pk)
+    assert event is not None
+    return event
 
 
 async def deliveries_about(
