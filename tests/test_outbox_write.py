@@ -10,21 +10,15 @@ from pesagate.db import Database
 from pesagate.models import Environment, EventStatus, Job, Topic, WebhookEndpoint, WebhookEvent
 from pesagate.services import create_merchant
 from pesagate.webhooks.emit import DELIVERY_JOB, add_event, delivery_job_key, delivery_lane
-from pesagate.webhooks.service import new_signing_secret
+from tests.fixtures.webhooks import stored_endpoint
 
 
 async def endpoint_of(db: Database) -> WebhookEndpoint:
     async with db.transaction() as session:
         merchant = await create_merchant(session, "Shop", Environment.SANDBOX)
-        endpoint = WebhookEndpoint(
-            public_id="we_outbox",
-            business_id=merchant.business.id,
-            url="https://example.com/hook",
-            challenge="the-challenge",
-            signing_secret=new_signing_secret(),
+        return await stored_endpoint(
+            session, merchant.business.id, "https://example.com/hook", "we_outbox", "the-challenge"
         )
-        session.add(endpoint)
-    return endpoint
 
 
 async def test_the_event_and_its_job_are_written_without_orm_instances(db):

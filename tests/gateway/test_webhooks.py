@@ -17,11 +17,10 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.kit.clock import utc_now
-from pesagate.models import Environment, EventStatus, Job, Topic, WebhookEndpoint, WebhookEvent
+from pesagate.models import Environment, EventStatus, Job, Topic, WebhookEvent
 from pesagate.services import create_merchant
 from pesagate.webhooks.delivery import EXCERPT_CHARS, Deliverer
 from pesagate.webhooks.emit import DELIVERY_JOB, add_event, delivery_job_key
-from pesagate.webhooks.service import new_signing_secret
 from pesagate.worker.runner import Worker
 from tests.fixtures.servers import (
     SHARED_SSL_CONTEXT,
@@ -30,6 +29,7 @@ from tests.fixtures.servers import (
     bound_socket,
     wait_until,
 )
+from tests.fixtures.webhooks import stored_endpoint
 
 # A generous timeout: on a loaded machine a first delivery (a new connection) can take over a
 # second, and tests that count answers must not see it as a timeout. The timeout test sets its own.
@@ -336,15 +336,9 @@ async def test_live_delivery_rechecks_the_destination_every_time(db_url):
     try:
         async with db.transaction() as session:
             merchant = await create_merchant(session, "Live Shop", Environment.LIVE)
-            endpoint = WebhookEndpoint(
-                public_id="stored-earlier",
-                business_id=merchant.business.id,
-                url="https://localhost:9/hook",
-                challenge="c",
-                signing_secret=new_signing_secret(),
+            endpoint = await stored_endpoint(
+                session, merchant.business.id, "https://localhost:9/hook", "stored-earlier"
             )
-            session.add(endpoint)
-            await session.flush()
             event_pk = await add_event(
                 session, endpoint, Topic.TEST, "test", {"topic": "test_event"}
             )
@@ -423,15 +417,9 @@ async def test_a_waiting_event_sleeps_while_the_earlier_one_backs_off_and_is_wok
     try:
         async with db.transaction() as session:
             merchant = await create_merchant(session, "Order Shop", Environment.SANDBOX)
-            endpoint = WebhookEndpoint(
-                public_id="we_order",
-                business_id=merchant.business.id,
-                url=receiver.url + "/hook",
-                challenge="c",
-                signing_secret=new_signing_secret(),
+            endpoint = await stored_endpoint(
+                session, merchant.business.id, receiver.url + "/hook", "we_order"
             )
-            session.add(endpoint)
-            await session.flush()
             first = await add_event(session, endpoint, Topic.TEST, "k", {"n": 1})
             second = await add_event(session, endpoint, Topic.TEST, "k", {"n": 2})
 

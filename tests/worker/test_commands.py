@@ -11,14 +11,14 @@ from sqlalchemy import select
 from pesagate.config import Settings
 from pesagate.db import Database
 from pesagate.kit.clock import utc_now
-from pesagate.models import Environment, EventStatus, Job, Topic, WebhookEndpoint, WebhookEvent
+from pesagate.models import Environment, EventStatus, Job, Topic, WebhookEvent
 from pesagate.services import create_merchant
 from pesagate.webhooks.delivery import Deliverer
 from pesagate.webhooks.emit import DELIVERY_JOB, add_event
-from pesagate.webhooks.service import new_signing_secret
 from pesagate.worker.runner import ClaimedJob, Worker
 from tests.fixtures.cli import cli_env, run_cli
 from tests.fixtures.servers import CallbackReceiver
+from tests.fixtures.webhooks import stored_endpoint
 
 
 class CrashingDelivery:
@@ -42,15 +42,7 @@ def receiver():
 async def add_test_event(db: Database, url: str) -> int:
     async with db.transaction() as session:
         merchant = await create_merchant(session, "Dead Jobs Shop", Environment.SANDBOX)
-        endpoint = WebhookEndpoint(
-            public_id="we_dead",
-            business_id=merchant.business.id,
-            url=url,
-            challenge="c",
-            signing_secret=new_signing_secret(),
-        )
-        session.add(endpoint)
-        await session.flush()
+        endpoint = await stored_endpoint(session, merchant.business.id, url, "we_dead")
         return await add_event(session, endpoint, Topic.TEST, "test", {"topic": "test_event"})
 
 
