@@ -52,8 +52,8 @@ async def add_event(
     resource: Mapping[str, Any],
 ) -> int:
     """One event for one endpoint: the resource plus the endpoint's challenge, and its job.
-    Written with Core on the transaction's connection, as the change it describes is on the
-    hot paths (no ORM instance, no flush of the session). Returns the event's row id."""
+    Written with Core on the transaction's connection (no ORM instance, no flush of the
+    session): pushes and callbacks write one per subscribed endpoint. Returns its row id."""
     now = utc_now()
     values = {
         "public_id": event_id(),
