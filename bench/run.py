@@ -310,7 +310,7 @@ class Bench:
             f"http://127.0.0.1:{self.sim_port}/control/transactions",
             params={"limit": pushes.requests + CONNECTIONS},
         ).json()
-        undelivered = sum(tx["callbacks_sent"] > tx["callbacks_answered"] for tx in sent)
+        undelivered = sum(tx["callbacks_failed"] for tx in sent)
         return completed / elapsed, delivered / elapsed, undelivered
 
     # ------------------------------------------------------------------ versus the peer

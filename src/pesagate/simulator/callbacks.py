@@ -82,6 +82,7 @@ class CallbackSender:
                 await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            tx.callbacks_failed += 1
             log.warning(
                 "callback not delivered",
                 checkout_request_id=tx.checkout_request_id,

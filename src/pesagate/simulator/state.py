@@ -74,6 +74,7 @@ class SimTransaction:
     reversal_receipt: str | None = None  # the receipt of the reversal that gave it back
     callbacks_sent: int = 0
     callbacks_answered: int = 0
+    callbacks_failed: int = 0  # not delivered: refused, unreachable or not answered in time
     callback_text: str | None = None  # the exact JSON text of the result callback
     last_callback_text: str | None = None  # the last body actually POSTed
     customer_action: "asyncio.Future[str] | None" = None  # set by the virtual phone page
@@ -100,6 +101,7 @@ class SimTransaction:
             "queries": self.queries,
             "callbacks_sent": self.callbacks_sent,
             "callbacks_answered": self.callbacks_answered,
+            "callbacks_failed": self.callbacks_failed,
             "callback_body": loads(self.last_callback_text) if self.last_callback_text else None,
             "created_at": rfc3339_ms(self.created_at),
             "finalized_at": rfc3339_ms(self.finalized_at) if self.finalized_at else None,
