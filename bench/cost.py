@@ -23,6 +23,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from bench.harness import (
+    _read,
     _tree,
     cpu_capped,
     drop_database,
@@ -54,28 +55,24 @@ def finished_children_cpu_s() -> float:
 
 def postgres_cpu_s() -> float:
     """CPU seconds of every PostgreSQL server process (backends, WAL writer, checkpointer)."""
-    total = 0.0
+    ticks = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
+        text = _read(stat)
         if "(postgres)" in text:
-            fields = text.rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS_PER_S
+            ticks += _cpu_ticks(text)
+    return ticks / TICKS_PER_S
 
 
 def cpu_s(root_pid: int) -> float:
     """User + system CPU seconds of a process and its children (uvicorn's workers)."""
-    total = 0
-    for pid in _tree(root_pid):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS_PER_S
+    ticks = sum(_cpu_ticks(_read(Path(f"/proc/{pid}/stat"))) for pid in _tree(root_pid))
+    return ticks / TICKS_PER_S
+
+
+def _cpu_ticks(stat: str) -> int:
+    """utime + stime from a /proc/<pid>/stat text (0 for a process already gone)."""
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12]) if fields else 0
 
 
 def machine_busy_s() -> float:
